@@ -1,0 +1,49 @@
+import { Command, CommanderError } from 'commander';
+import { describeError } from '../functions/lib/errors.ts';
+import { EXIT_FAILED, EXIT_USAGE, UsageError } from './exit.ts';
+
+/**
+ * A command module adds one subcommand to the program. Its action hands its
+ * exit code to `exit`; throwing `UsageError` means exit 2.
+ */
+export type RegisterCommand = (
+  program: Command,
+  exit: (code: number) => void,
+) => void;
+
+const COMMANDS: RegisterCommand[] = [];
+
+/** The `sbc-ami` program with every subcommand registered. */
+export function buildProgram(exit: (code: number) => void): Command {
+  const program = new Command('sbc-ami')
+    .description('Hardened, tested, signed SBC images for SIP trunks')
+    .showHelpAfterError()
+    .exitOverride();
+  for (const register of COMMANDS) {
+    register(program, exit);
+  }
+  return program;
+}
+
+/** Runs the CLI and resolves to its exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((actionCode) => {
+    code = actionCode;
+  });
+  try {
+    await program.parseAsync(argv);
+    return code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; every other commander error is usage.
+      return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    if (error instanceof UsageError) {
+      console.error(`sbc-ami: ${error.message}`);
+      return EXIT_USAGE;
+    }
+    console.error(`sbc-ami: ${describeError(error)}`);
+    return EXIT_FAILED;
+  }
+}
