@@ -46,3 +46,8 @@ export function lazy<T>(factory: () => T): () => T {
     return value as T;
   };
 }
+
+/** A boolean variable given as `true` or `false`. */
+export const boolText = z
+  .enum(['true', 'false'])
+  .transform((value) => value === 'true');

@@ -112,6 +112,9 @@ const THROTTLING_NAMES = new Set([
 
 /** True when an AWS SDK error asks the caller to retry later. */
 export function isThrottling(error: unknown): boolean {
+  if (error instanceof ThrottledError) {
+    return true;
+  }
   if (!(error instanceof Error)) {
     return false;
   }

@@ -53,8 +53,10 @@ export interface ManifestEntry {
 export interface BuildRunner {
   start(request: StartBuildRequest): Promise<{ buildId: string }>;
   get(buildId: string): Promise<BuildState>;
+  /** Stops a build that is still running; a finished build is left as is. */
+  stop(buildId: string): Promise<void>;
   /** The manifest's entries, or undefined when the build wrote none. */
-  readManifest(build: BuildState): Promise<ManifestEntry[] | undefined>;
+  readManifest(artifactsLocation: string): Promise<ManifestEntry[] | undefined>;
 }
 
 /** Removes what the builder left for a run: instances, key pairs, groups. */
@@ -176,7 +178,8 @@ export interface PublishRequest {
   readonly runId: string;
   readonly imageId: string;
   readonly profileName: string;
-  readonly tags: Tags;
+  /** Why this version exists, for the launch template version's description. */
+  readonly description: string;
 }
 
 export interface PublishResult {

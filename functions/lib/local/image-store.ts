@@ -1,6 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SnapshotInUseError } from '../errors.ts';
+import { globToRegExp } from '../glob.ts';
 import type {
   DeleteOutcome,
   ImageRecord,
@@ -139,12 +140,4 @@ async function listFolders(path: string): Promise<string[]> {
     }
     throw error;
   }
-}
-
-function globToRegExp(pattern: string): RegExp {
-  const escaped = pattern
-    .split('*')
-    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${escaped}$`);
 }
