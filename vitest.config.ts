@@ -8,5 +8,7 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 300_000,
+    // The handlers' JSON logs are for CloudWatch; tests read results.
+    env: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
   },
 });

@@ -164,13 +164,6 @@ export async function runLocalStateMachine(
       };
       if (log.type === 'StateEntered' && event.state !== undefined) {
         path.push(event.state);
-        const waitState = definition.States[event.state];
-        if (waitState?.Type === 'Wait') {
-          options.onWait?.(
-            waitSeconds(waitState, log.state.input),
-            event.state,
-          );
-        }
       }
       events.push(event);
       options.onEvent?.(event);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Notifier } from '../ports.ts';
+import { CleanupSummarySchema } from './cleanup.ts';
 
 /** What a `Catch` puts in the state: the error's name and its cause. */
 export const CaughtErrorSchema = z.strictObject({
@@ -25,6 +26,8 @@ export const NotifyInputSchema = z.strictObject({
   publishedTo: z.string().min(1).optional(),
   attestation: z.string().min(1).optional(),
   error: CaughtErrorSchema.optional(),
+  /** The retention cleanup after a publish, or its error. */
+  cleanup: z.union([CleanupSummarySchema, CaughtErrorSchema]).optional(),
   /** Reports of the cleanup steps, by step; a step that failed shows its error. */
   reports: z
     .record(z.string(), z.union([LeftoverReportSchema, CaughtErrorSchema]))
@@ -55,7 +58,10 @@ export async function notifyOutcome(
       ? `SBC image build failed: ${name}`
       : `SBC image published: ${name}`;
 
-  const leftBehind = leftoversOf(input.reports);
+  const leftBehind = [
+    ...leftoversOf(input.reports),
+    ...cleanupLeftovers(input.cleanup),
+  ];
   const lines = [
     `${subject}`,
     '',
@@ -102,6 +108,21 @@ export function readableError(error: CaughtError | undefined): string {
     // not JSON: the cause is the message itself
   }
   return cause.length > 0 ? `${error.Error}: ${cause}` : error.Error;
+}
+
+function cleanupLeftovers(cleanup: NotifyInput['cleanup']): string[] {
+  if (cleanup === undefined) {
+    return [];
+  }
+  if ('Error' in cleanup) {
+    return [
+      `retention cleanup did not run to the end: ${readableError(cleanup)}`,
+    ];
+  }
+  return [
+    ...cleanup.failures.map((f) => `${f.id}: ${f.reason}`),
+    ...cleanup.leftBehind,
+  ];
 }
 
 function leftoversOf(reports: NotifyInput['reports']): string[] {
