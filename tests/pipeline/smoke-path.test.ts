@@ -107,6 +107,10 @@ describeWithSystem(
       // Assess: the outcome
       expect(run.status).toBe('SUCCEEDED');
       expect(run.path.at(-1)).toBe('Published');
+      // The retention cleanup ran to its end and kept the new image.
+      expect(run.output).toMatchObject({
+        cleanup: { dryRun: false, deleted: 0, failed: 0 },
+      });
 
       // Signed: KMS signed once, the envelope stored with the artifacts, and it
       // verifies with the key's public half.

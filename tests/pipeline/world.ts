@@ -44,6 +44,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
   GetParameterCommand,
   GetParameterHistoryCommand,
+  GetParametersByPathCommand,
   PutParameterCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
@@ -74,6 +75,7 @@ export const BUILDER_INSTANCE_ID = 'i-0packerbuilder00001';
 export const BUILDER_KEY_PAIR_ID = 'key-0packer000000001';
 export const BUILDER_GROUP_ID = 'sg-0packer0000000001';
 export const LAUNCH_TEMPLATE_ID = 'lt-0abc1234def567890';
+export const PARAMETER_NAME = '/sbc-ami/genesys-byoc-example/image-id';
 export const TOPIC_ARN = `arn:aws:sns:${REGION}:${ACCOUNT}:sbc-ami`;
 export const KMS_KEY_ID = `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
 
@@ -132,6 +134,9 @@ export class AwsWorld {
     { runId: 'CURRENT', imageId: IMAGE_ID, buildTime: 1_764_547_200 },
   ];
   imageLooks: ImageLook[] = [{ State: 'available' }];
+  /** When set, decides each look at the build or the image instead. */
+  buildLookNow?: () => BuildLook;
+  imageLookNow?: () => ImageLook;
   snapshotState = 'completed';
   instanceLooks: Array<{ state: string; checks: string }> = [
     { state: 'pending', checks: 'initializing' },
@@ -247,6 +252,7 @@ export class AwsWorld {
       .on(BatchGetBuildsCommand)
       .callsFake((input: BatchGetBuildsCommand['input']) => {
         const look =
+          this.buildLookNow?.() ??
           this.buildLooks[
             Math.min(this.buildChecks, this.buildLooks.length - 1)
           ];
@@ -284,6 +290,7 @@ export class AwsWorld {
           return { Images: [] };
         }
         const look =
+          this.imageLookNow?.() ??
           this.imageLooks[
             Math.min(this.imageLooksSeen, this.imageLooks.length - 1)
           ];
@@ -442,6 +449,12 @@ export class AwsWorld {
           DataType: 'aws:ec2:image',
         },
       }));
+    this.ssm.on(GetParametersByPathCommand).callsFake(() => ({
+      Parameters:
+        this.parameterValue === undefined
+          ? []
+          : [{ Name: PARAMETER_NAME, Value: this.parameterValue }],
+    }));
     this.ssm.on(GetParameterHistoryCommand).callsFake(() => ({
       Parameters:
         this.parameterValue === undefined
