@@ -6,7 +6,7 @@
  */
 import { readdir, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const FUNCTIONS = join(ROOT, 'functions');
@@ -20,6 +20,27 @@ export async function handlerFiles(): Promise<string[]> {
     .sort()
     .map((name) => join(FUNCTIONS, name));
 }
+
+/**
+ * Zod's namespace re-exports every locale's messages (about 250 KB) and so
+ * defeats tree shaking; the handlers speak English only, so the locale
+ * table resolves to English alone.
+ */
+const zodEnglishOnly: Plugin = {
+  name: 'zod-english-only',
+  setup(build) {
+    build.onResolve({ filter: /\/locales\/index\.js$/ }, (args) =>
+      args.importer.includes('/node_modules/zod/')
+        ? { path: 'zod-locales', namespace: 'zod-english-only' }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'zod-english-only' }, () => ({
+      contents: "export { default as en } from 'zod/v4/locales/en.js';",
+      resolveDir: ROOT,
+      loader: 'js',
+    }));
+  },
+};
 
 export interface BundleResult {
   readonly name: string;
@@ -49,6 +70,7 @@ export async function bundleHandlers(): Promise<BundleResult[]> {
       banner: {
         js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
       },
+      plugins: [zodEnglishOnly],
       logLevel: 'warning',
     });
     const bytes =

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Notifier } from '../ports.ts';
-import { CleanupSummarySchema } from './cleanup.ts';
+import { CleanupSummarySchema } from './cleanup-summary.ts';
 
 /** What a `Catch` puts in the state: the error's name and its cause. */
 export const CaughtErrorSchema = z.strictObject({
