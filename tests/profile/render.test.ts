@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ProfileError,
+  parseProfile,
   RENDERED_FILES,
   renderProfile,
   writeRenderedTree,
@@ -11,6 +12,7 @@ import {
   fileOf,
   loadProfile,
   PROFILE_NAMES,
+  rawProfile,
   removeDir,
   tempDir,
 } from './support.ts';
@@ -615,7 +617,7 @@ describe('renderProfile', () => {
       });
     });
 
-    it('carries the ACME settings for an ACME profile', () => {
+    it('names the SSM parameters for an SSM profile', () => {
       // Act
       const values = env(
         fileOf(
@@ -626,13 +628,34 @@ describe('renderProfile', () => {
 
       // Assess
       expect(values).toMatchObject({
-        SBC_CERT_SOURCE: 'acme',
-        SBC_CERT_ID: 'https://acme-v02.api.letsencrypt.org/directory',
-        SBC_KEY_ID: '',
+        SBC_CERT_SOURCE: 'ssm',
+        SBC_CERT_ID: '/sbc/wide-port-range/certificate-chain',
+        SBC_KEY_ID: '/sbc/wide-port-range/private-key',
         SBC_CERT_MIN_DAYS: '30',
-        SBC_ACME_EMAIL: 'noc@example.com',
-        SBC_ACME_HOSTED_ZONE_ID: 'Z0123456789ABCDEFGHIJ',
       });
+      expect(Object.keys(values).filter((key) => key.includes('ACME'))).toEqual(
+        [],
+      );
+    });
+
+    it('is never rendered for an ACME certificate, refused by parsing', () => {
+      // Prepare
+      const raw = rawProfile('wide-port-range');
+      raw.certificate = {
+        source: 'acme',
+        email: 'noc@example.com',
+        hostedZoneId: 'Z0123456789ABCDEFGHIJ',
+      };
+
+      // Act
+      const parsing = () => parseProfile(raw, 'wide-port-range.json');
+
+      // Assess
+      expect(parsing).toThrow(ProfileError);
+      expect(parsing).toThrow(
+        'wide-port-range.json: certificate.source: ' +
+          'source must be one of secretsmanager, ssm',
+      );
     });
   });
 

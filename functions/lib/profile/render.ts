@@ -173,22 +173,9 @@ function mediaFlags(profile: SipProfile, srtp: boolean): string {
 function certificateEnv(
   certificate: CertificateSource,
 ): Array<{ key: string; value: string }> {
-  const common = [
+  return [
     { key: 'SBC_CERT_SOURCE', value: certificate.source },
     { key: 'SBC_CERT_MIN_DAYS', value: String(certificate.minDaysValid) },
-  ];
-  if (certificate.source === 'acme') {
-    return [
-      ...common,
-      { key: 'SBC_CERT_ID', value: certificate.directoryUrl },
-      { key: 'SBC_KEY_ID', value: '' },
-      { key: 'SBC_ACME_EMAIL', value: certificate.email },
-      { key: 'SBC_ACME_CHALLENGE', value: certificate.challenge },
-      { key: 'SBC_ACME_HOSTED_ZONE_ID', value: certificate.hostedZoneId },
-    ];
-  }
-  return [
-    ...common,
     { key: 'SBC_CERT_ID', value: certificate.certificateId },
     { key: 'SBC_KEY_ID', value: certificate.keyId },
   ];

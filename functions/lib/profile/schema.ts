@@ -55,7 +55,6 @@ const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Secrets Manager names and ARNs, SSM parameter names and ARNs. */
 const AWS_ID = /^[A-Za-z0-9/_+=.@:-]{1,2048}$/;
-const HOSTED_ZONE = /^Z[A-Z0-9]{1,31}$/;
 
 /** A lower-case DNS name of two labels or more, not an address. */
 export function isFqdn(text: string): boolean {
@@ -143,28 +142,11 @@ const certificateFromSsm = z
   })
   .meta({ title: 'Certificate and key from SSM Parameter Store' });
 
-const certificateFromAcme = z
-  .strictObject({
-    source: z.literal('acme'),
-    directoryUrl: z
-      .url({ protocol: /^https$/, error: unlessMissing('not an https URL') })
-      .default('https://acme-v02.api.letsencrypt.org/directory'),
-    email: z.email({ error: unlessMissing('not an email address') }),
-    challenge: z.literal('dns-01-route53').default('dns-01-route53'),
-    hostedZoneId: z.string().regex(HOSTED_ZONE, {
-      error: 'not a Route 53 hosted zone id',
-    }),
-    minDaysValid,
-  })
-  .meta({
-    title: 'Certificate issued at first boot by ACME (DNS-01 in Route 53)',
-  });
-
 const certificate = z
   .discriminatedUnion(
     'source',
-    [certificateFromSecretsManager, certificateFromSsm, certificateFromAcme],
-    { error: unlessMissing('source must be one of secretsmanager, ssm, acme') },
+    [certificateFromSecretsManager, certificateFromSsm],
+    { error: unlessMissing('source must be one of secretsmanager, ssm') },
   )
   .meta({
     description:
