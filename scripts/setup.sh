@@ -18,6 +18,7 @@ DEBIAN_PACKAGES=(
   openssl
   openssh-server
   ca-certificates
+  unzip
 )
 
 if [ "$(id -u)" -ne 0 ]; then
