@@ -1,5 +1,14 @@
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../functions/lib/errors.ts';
+import { registerCleanup } from './commands/cleanup.ts';
+import { registerLocal } from './commands/local.ts';
+import { registerProbe } from './commands/probe.ts';
+import { registerRenderConfig } from './commands/render-config.ts';
+import { registerRerun } from './commands/rerun.ts';
+import { registerRun } from './commands/run.ts';
+import { registerStatus } from './commands/status.ts';
+import { registerValidateProfile } from './commands/validate-profile.ts';
+import { registerVerify } from './commands/verify.ts';
 import { EXIT_FAILED, EXIT_USAGE, UsageError } from './exit.ts';
 
 /**
@@ -11,7 +20,17 @@ export type RegisterCommand = (
   exit: (code: number) => void,
 ) => void;
 
-const COMMANDS: RegisterCommand[] = [];
+const COMMANDS: RegisterCommand[] = [
+  registerLocal,
+  registerRun,
+  registerRerun,
+  registerStatus,
+  registerProbe,
+  registerVerify,
+  registerCleanup,
+  registerValidateProfile,
+  registerRenderConfig,
+];
 
 /** The `sbc-ami` program with every subcommand registered. */
 export function buildProgram(exit: (code: number) => void): Command {

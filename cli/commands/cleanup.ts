@@ -3,6 +3,8 @@ import {
   ConfigurationError,
   describeError,
 } from '../../functions/lib/errors.ts';
+import { localPaths } from '../../functions/lib/local/paths.ts';
+import { LocalRegistryPublisher } from '../../functions/lib/local/publisher.ts';
 import {
   awsCleanupDeps,
   type CleanupDeps,
@@ -159,7 +161,12 @@ function localDeps(
       throw new UsageError(`${flag} does not apply to --local`);
     }
   }
-  return localCleanupDeps({ progress });
+  const paths = localPaths();
+  return localCleanupDeps({
+    paths,
+    publisher: new LocalRegistryPublisher(paths.registry),
+    progress,
+  });
 }
 
 function awsDeps(

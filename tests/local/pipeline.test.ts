@@ -1,0 +1,187 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import {
+  LOCAL_REGION,
+  LocalAttestationStore,
+  localKeyFiles,
+  smokeReportOf,
+  verifyImage,
+} from '../../functions/lib/attest/index.ts';
+import {
+  TAG_ATTESTATION,
+  TAG_RUN_ID,
+  TAG_VALIDATED,
+} from '../../functions/lib/constants.ts';
+import { TAG_IMAGE_DIGEST } from '../../functions/lib/local/build-runner.ts';
+import { LOCAL_MODE_TOOLS } from '../../functions/lib/local/deps.ts';
+import {
+  LocalImageStore,
+  SNAPSHOT_FILE,
+} from '../../functions/lib/local/image-store.ts';
+import type { LocalPaths } from '../../functions/lib/local/paths.ts';
+import { runLocalPipeline } from '../../functions/lib/local/pipeline.ts';
+import type { ProbeReport } from '../../functions/lib/probe/index.ts';
+import { describeWithSystem } from '../support/system.ts';
+import {
+  EXAMPLE_PROFILE,
+  expectNothingLeft,
+  RUN_TIMEOUT_MS,
+  readRegistry,
+  removeHome,
+  SHARED_CACHE,
+  temporaryHome,
+} from './support.ts';
+
+const PROFILE_NAME = 'genesys-byoc-example';
+
+describeWithSystem(
+  'runLocalPipeline',
+  { root: true, tools: LOCAL_MODE_TOOLS },
+  () => {
+    let paths: LocalPaths;
+    let store: LocalImageStore;
+    beforeAll(async () => {
+      paths = await temporaryHome();
+      store = new LocalImageStore(paths);
+    });
+    afterAll(async () => {
+      await removeHome(paths);
+    });
+
+    it(
+      'publishes a signed, verified image when the profile is healthy',
+      async () => {
+        // Act
+        const result = await runLocalPipeline({
+          profileFile: EXAMPLE_PROFILE,
+          paths,
+          cacheDir: SHARED_CACHE,
+        });
+
+        // Assess
+        expect(result.status, result.cause).toBe('SUCCEEDED');
+        const imageId = result.imageId as string;
+        const registry = (await readRegistry(paths)) as {
+          profiles: Record<string, { current: string; history: unknown[] }>;
+        };
+        expect(registry.profiles[PROFILE_NAME]?.current).toBe(imageId);
+        expect(registry.profiles[PROFILE_NAME]?.history).toHaveLength(1);
+
+        const image = await store.describeImage(imageId);
+        expect(image?.state).toBe('available');
+        expect(image?.tags[TAG_VALIDATED]).toBe('true');
+        expect(image?.tags[TAG_RUN_ID]).toBe(result.runId);
+        expect(image?.tags[TAG_ATTESTATION]).toMatch(/^file:\/\//);
+
+        // The attestation verifies with the local public key, read here.
+        const verification = await verifyImage({
+          imageId,
+          images: store,
+          attestations: new LocalAttestationStore(paths),
+          publicKeyPem: await readFile(localKeyFiles(paths).publicKey, 'utf8'),
+          region: LOCAL_REGION,
+        });
+        expect(verification.reasons).toEqual([]);
+        expect(verification.ok).toBe(true);
+        const signedReport = smokeReportOf(
+          verification.statement as NonNullable<typeof verification.statement>,
+        ) as ProbeReport;
+        expect(signedReport.ok).toBe(true);
+        expect(signedReport.checks.map((check) => check.name)).toEqual(
+          expect.arrayContaining([
+            'sip-options-udp',
+            'sip-options-tcp',
+            'sip-options-tls',
+            'tls-chain',
+            'tls-expiry',
+          ]),
+        );
+        expect(signedReport.address).toBe(result.network?.guestAddress);
+
+        // The snapshot is the packed root filesystem its digest names.
+        const snapshotId = image?.blockDevices[0]?.snapshotId as string;
+        const file = join(store.snapshotDir(snapshotId), SNAPSHOT_FILE);
+        expect(image?.tags[TAG_IMAGE_DIGEST]).toBe(
+          `sha256:${await sha256File(file)}`,
+        );
+        const manifest = JSON.parse(
+          await readFile(
+            join(result.recordDir, 'build-1', 'packer-manifest.json'),
+            'utf8',
+          ),
+        );
+        expect(manifest.builds[0].artifact_id).toBe(`local:${imageId}`);
+        expect(manifest.builds[0].custom_data.run_id).toBe(result.runId);
+
+        expect(result.hosts).toHaveLength(1);
+        expect(result.hosts[0]?.pids.length).toBeGreaterThan(1);
+        await expectNothingLeft(paths, result);
+      },
+      RUN_TIMEOUT_MS,
+    );
+
+    it(
+      'fails at the smoke test and discards the image when the certificate has expired',
+      async () => {
+        // Prepare
+        const registryBefore = await readRegistry(paths);
+        const imagesBefore = (await store.listImages()).map((i) => i.imageId);
+
+        // Act
+        const result = await runLocalPipeline({
+          profileFile: EXAMPLE_PROFILE,
+          paths,
+          cacheDir: SHARED_CACHE,
+          certificateDays: -1,
+        });
+
+        // Assess
+        expect(result.status).toBe('FAILED');
+        expect(result.error).toBe('SmokeTestFailedError');
+        expect(result.cause).toMatch(/tls-expiry/);
+        const afterSmoke = result.path.slice(result.path.indexOf('SmokeTest'));
+        expect(afterSmoke).toEqual([
+          'SmokeTest',
+          'TerminateAfterFailure',
+          'DiscardImage',
+          'SweepBuildLeftovers',
+          'NotifyFailure',
+          'Failed',
+        ]);
+        const failed = result.smoke?.checks.filter((check) => !check.ok);
+        expect(failed?.map((check) => check.name)).toContain('tls-expiry');
+
+        // Nothing published, the image and its snapshot gone.
+        expect(await readRegistry(paths)).toEqual(registryBefore);
+        const imageId = result.imageId as string;
+        expect(imageId).toMatch(/^img-/);
+        expect(await store.describeImage(imageId)).toBeUndefined();
+        expect((await store.listImages()).map((i) => i.imageId)).toEqual(
+          imagesBefore,
+        );
+        const snapshots = await store.listSnapshots();
+        expect(
+          snapshots.filter((s) => s.tags[TAG_RUN_ID] === result.runId),
+        ).toEqual([]);
+        expect(
+          existsSync(join(paths.attestations, `${imageId}.intoto.json`)),
+        ).toBe(false);
+
+        expect(result.hosts[0]?.pids.length).toBeGreaterThan(1);
+        await expectNothingLeft(paths, result);
+      },
+      RUN_TIMEOUT_MS,
+    );
+  },
+);
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+  }
+  return hash.digest('hex');
+}
