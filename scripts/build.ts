@@ -1,12 +1,12 @@
 /**
- * `npm run build`: one minified ESM bundle per Lambda handler, in
- * dist/functions/<name>/index.mjs. The AWS SDK v3 stays external: the
- * nodejs22.x runtime provides it, and bundling the EC2 client alone would
- * pass a megabyte.
+ * `npm run build`: one bundle per Lambda handler, in
+ * dist/functions/<name>/index.mjs (and its source map), built with the
+ * options `serverless package` uses (scripts/esbuild-options.ts).
  */
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { build, type Plugin } from 'esbuild';
+import { build } from 'esbuild';
+import { handlerBuildOptions } from './esbuild-options.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const FUNCTIONS = join(ROOT, 'functions');
@@ -21,30 +21,10 @@ export async function handlerFiles(): Promise<string[]> {
     .map((name) => join(FUNCTIONS, name));
 }
 
-/**
- * Zod's namespace re-exports every locale's messages (about 250 KB) and so
- * defeats tree shaking; the handlers speak English only, so the locale
- * table resolves to English alone.
- */
-const zodEnglishOnly: Plugin = {
-  name: 'zod-english-only',
-  setup(build) {
-    build.onResolve({ filter: /\/locales\/index\.js$/ }, (args) =>
-      args.importer.includes('/node_modules/zod/')
-        ? { path: 'zod-locales', namespace: 'zod-english-only' }
-        : undefined,
-    );
-    build.onLoad({ filter: /.*/, namespace: 'zod-english-only' }, () => ({
-      contents: "export { default as en } from 'zod/v4/locales/en.js';",
-      resolveDir: ROOT,
-      loader: 'js',
-    }));
-  },
-};
-
 export interface BundleResult {
   readonly name: string;
   readonly file: string;
+  /** Size of the bundle, without its source map. */
   readonly bytes: number;
 }
 
@@ -55,28 +35,9 @@ export async function bundleHandlers(): Promise<BundleResult[]> {
   for (const entry of await handlerFiles()) {
     const name = basename(entry, '.ts');
     const outfile = join(DIST, name, 'index.mjs');
-    const output = await build({
-      entryPoints: [entry],
-      outfile,
-      bundle: true,
-      minify: true,
-      platform: 'node',
-      target: 'node22',
-      format: 'esm',
-      sourcemap: false,
-      metafile: true,
-      external: ['@aws-sdk/*'],
-      // Some CommonJS dependencies call require(); ESM has none of its own.
-      banner: {
-        js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
-      },
-      plugins: [zodEnglishOnly],
-      logLevel: 'warning',
-    });
-    const bytes =
-      output.metafile.outputs[Object.keys(output.metafile.outputs)[0] ?? '']
-        ?.bytes;
-    results.push({ name, file: outfile, bytes: bytes ?? 0 });
+    await build({ ...handlerBuildOptions, entryPoints: [entry], outfile });
+    const { size: bytes } = await stat(outfile);
+    results.push({ name, file: outfile, bytes });
   }
   return results;
 }

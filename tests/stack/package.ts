@@ -16,6 +16,8 @@ const SERVICE_FILES = [
   'tsconfig.json',
   'functions',
   'statemachine',
+  // The esbuild options shared with `npm run build` (custom.esbuild.config).
+  'scripts/esbuild-options.ts',
 ];
 
 /** A CloudFormation template, loosely typed: tests look inside it. */

@@ -1,6 +1,13 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+} from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -191,12 +198,90 @@ describeWithSystem(
   'bundled handlers',
   { tools: [{ command: 'unzip', debianPackage: 'unzip' }] },
   () => {
+    /** Each function's zip and the bundle its handler names. */
+    const packaged = () =>
+      [...functions(main.template)].map(([id, fn]) => ({
+        zip: join(
+          main.packageDir,
+          `${id.charAt(0).toLowerCase()}${id.slice(1)}.zip`,
+        ),
+        bundle: (fn.Properties.Handler as string).replace(/\.handler$/, '.mjs'),
+      }));
+
+    it('packages each function as its bundle and source map only', async () => {
+      // Prepare
+      const expected = packaged();
+
+      // Act
+      const entries = await Promise.all(
+        expected.map(async ({ zip }) => {
+          const { stdout } = await execute('unzip', ['-Z1', zip]);
+          return stdout.split('\n').filter(Boolean).sort();
+        }),
+      );
+
+      // Assess: no node_modules, so no copy of the runtime's AWS SDK.
+      expect(entries).toHaveLength(16);
+      expect(entries).toEqual(
+        expected.map(({ bundle }) => [bundle, `${bundle}.map`]),
+      );
+    });
+
+    it('bundles neither the AWS SDK nor zod locales but English', async () => {
+      // Prepare
+      const expected = packaged();
+      const locale = /(?:^|\/)node_modules\/zod\/v4\/locales\/([^/]+)$/;
+      const sdk = /(?:^|\/)node_modules\/(?:@aws-sdk|@smithy)\//;
+
+      // Act: the sources of a bundle's map are the modules it holds.
+      const bundled = await Promise.all(
+        expected.map(async ({ zip, bundle }) => {
+          const { stdout } = await execute(
+            'unzip',
+            ['-p', zip, `${bundle}.map`],
+            { maxBuffer: 16 * 1024 * 1024 },
+          );
+          const { sources } = JSON.parse(stdout) as { sources: string[] };
+          // A plugin's virtual module is `namespace:path`, not a file.
+          const files = sources.filter((source) => !/^[\w-]+:/.test(source));
+          return {
+            bundle,
+            handler: files.some((source) =>
+              source.endsWith(bundle.replace(/\.mjs$/, '.ts')),
+            ),
+            sdk: files.filter((source) => sdk.test(source)),
+            locales: files.flatMap(
+              (source) => locale.exec(source)?.slice(1, 2) ?? [],
+            ),
+          };
+        }),
+      );
+
+      // Assess
+      expect(bundled).toEqual(
+        expected.map(({ bundle }) => ({
+          bundle,
+          handler: true,
+          sdk: [],
+          locales: ['en.js'],
+        })),
+      );
+    });
+
     it('loads every bundle as an ES module exporting its handler', async () => {
       // Prepare
       const out = await mkdtemp(join(tmpdir(), 'sbc-ami-bundles-'));
       try {
         const zips = (await readdir(main.packageDir)).filter((file) =>
           file.endsWith('.zip'),
+        );
+
+        // The nodejs22.x runtime provides AWS SDK v3 and nothing else: the
+        // repository's copy stands in for it, beside the unzipped folders.
+        await mkdir(join(out, 'node_modules'));
+        await symlink(
+          join(ROOT, 'node_modules', '@aws-sdk'),
+          join(out, 'node_modules', '@aws-sdk'),
         );
 
         // Act: in a plain Node process, as Lambda's runtime loads them.
