@@ -126,7 +126,7 @@ async function transitions(): Promise<void> {
           tlsPort: server.tlsPort,
           caFile: pki.root.certFile,
         });
-      const run = await runPipeline(world, {
+      const run = await runPipeline({
         clock,
         probe,
         settings: (s: PipelineSettings) => ({

@@ -37,7 +37,6 @@ import { profileFacts } from '../../functions/prepare.ts';
 import { type PipelineDeps, taskHandlers } from '../../functions/tasks.ts';
 import {
   ARTIFACTS_BUCKET,
-  type AwsWorld,
   KMS_KEY_ID,
   LAUNCH_TEMPLATE_ID,
   PROFILE_BUCKET,
@@ -87,12 +86,11 @@ export interface PipelineRun extends LocalRunResult {
 
 /**
  * Runs the real definition file with the real handlers and AWS adapters,
- * AWS played by the world's client mocks. Wait states take no time; the
- * simulated clock moves by what each Wait would have waited, as recorded
- * in the poll the check after it receives.
+ * AWS played by the client mocks of the `AwsWorld` the test created.
+ * Wait states take no time; the simulated clock moves by what each Wait
+ * would have waited, as recorded in the poll the check after it receives.
  */
 export async function runPipeline(
-  world: AwsWorld,
   options: {
     probe?: Probe;
     settings?: (defaults: PipelineSettings) => PipelineSettings;

@@ -99,7 +99,7 @@ describeWithSystem(
 
     it('builds, tests, signs, publishes, terminates and notifies on the happy path', async () => {
       // Act
-      const run = await runPipeline(world, {
+      const run = await runPipeline({
         probe: probeOf(healthy),
         settings: withClosedPort(),
       });
@@ -174,7 +174,7 @@ describeWithSystem(
     });
 
     it('stays under 100 state transitions for a successful run', async () => {
-      const run = await runPipeline(world, {
+      const run = await runPipeline({
         probe: probeOf(healthy),
         settings: withClosedPort(),
       });
@@ -184,7 +184,7 @@ describeWithSystem(
     });
 
     it('terminates, deregisters, deletes snapshots and notifies when the smoke test fails', async () => {
-      const run = await runPipeline(world, {
+      const run = await runPipeline({
         probe: probeOf(notFound),
         settings: withClosedPort(),
       });
@@ -249,7 +249,7 @@ describeWithSystem(
         return { MessageId: 'm-2' };
       });
 
-      const run = await runPipeline(world, {
+      const run = await runPipeline({
         probe: probeOf(healthy),
         settings: withClosedPort(),
       });

@@ -64,7 +64,7 @@ describe('pipeline definition: the build wait loop', () => {
     ];
 
     // Act
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     // Assess
     expect(count(run.path, 'CheckBuild')).toBe(4);
@@ -81,7 +81,7 @@ describe('pipeline definition: the build wait loop', () => {
     async (status, phase) => {
       world.buildLooks = [{ status, phase }];
 
-      const run = await runPipeline(world);
+      const run = await runPipeline();
 
       expect(run.status).toBe('FAILED');
       expect(run.error).toBe('BuildFailedError');
@@ -100,7 +100,7 @@ describe('pipeline definition: the build wait loop', () => {
     ];
     world.imageLooks = [{ State: 'failed' }];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     const starts = world.codebuild.commandCalls(StartBuildCommand);
     expect(starts.map((c) => c.args[0].input.idempotencyToken)).toEqual([
@@ -113,7 +113,7 @@ describe('pipeline definition: the build wait loop', () => {
   it('gives up after three builds that failed in the queue', async () => {
     world.buildLooks = [{ status: 'FAULT', phase: 'PROVISIONING' }];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(world.codebuild.commandCalls(StartBuildCommand)).toHaveLength(3);
     expect(run.status).toBe('FAILED');
@@ -127,7 +127,7 @@ describe('pipeline definition: the build wait loop', () => {
       world.buildLooks = [{ status, phase: 'BUILD' }];
       world.builderLeftovers = true;
 
-      const run = await runPipeline(world);
+      const run = await runPipeline();
 
       expect(run.status).toBe('FAILED');
       expect(run.error).toBe('BuildFailedError');
@@ -148,7 +148,7 @@ describe('pipeline definition: the build wait loop', () => {
   it('fails closed on a status it does not know', async () => {
     world.buildLooks = [{ status: 'PAUSED', phase: 'BUILD' }];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(run.status).toBe('FAILED');
     expect(run.error).toBe('BuildStatusUnknownError');
@@ -158,7 +158,7 @@ describe('pipeline definition: the build wait loop', () => {
   it('fails when the build SUCCEEDED but wrote no manifest', async () => {
     world.manifest = 'none';
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(run.status).toBe('FAILED');
     expect(run.error).toBe('ImageNotFoundError');
@@ -168,7 +168,7 @@ describe('pipeline definition: the build wait loop', () => {
   it('stops the build and takes the failure path past the deadline', async () => {
     world.buildLooks = [{ status: 'IN_PROGRESS', phase: 'BUILD' }];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(run.status).toBe('FAILED');
     expect(run.error).toBe('WaitTimeoutError');
@@ -180,7 +180,7 @@ describe('pipeline definition: the build wait loop', () => {
   it('takes the failure path when the loop reaches its attempt cap', async () => {
     world.buildLooks = [{ status: 'IN_PROGRESS', phase: 'BUILD' }];
 
-    const run = await runPipeline(world, {
+    const run = await runPipeline({
       settings: (s) => ({
         ...s,
         build: { ...s.build, waitSeconds: 1, deadlineMinutes: 10_000 },
@@ -203,7 +203,7 @@ describe('pipeline definition: StartBuild under throttling', () => {
     ];
     world.imageLooks = [{ State: 'failed' }];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     const calls = world.codebuild.commandCalls(StartBuildCommand);
     expect(calls).toHaveLength(4);
@@ -224,7 +224,7 @@ describe('pipeline definition: the image wait loop', () => {
       { State: 'failed' },
     ];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(count(run.path, 'CheckImage')).toBe(4);
     expect(run.error).toBe('ImageFailedError');
@@ -233,7 +233,7 @@ describe('pipeline definition: the image wait loop', () => {
   it('fails when the image stays invisible past the grace window', async () => {
     world.imageLooks = ['missing'];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(run.status).toBe('FAILED');
     expect(run.error).toBe('ImageNotFoundError');
@@ -247,7 +247,7 @@ describe('pipeline definition: the image wait loop', () => {
       { State: 'failed', StateReason: { Message: 'Client.InternalError' } },
     ];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(count(run.path, 'CheckImage')).toBe(1);
     expect(run.error).toBe('ImageFailedError');
@@ -264,7 +264,7 @@ describe('pipeline definition: the image wait loop', () => {
   it('stops at once when a snapshot is in error', async () => {
     world.snapshotState = 'error';
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(count(run.path, 'CheckImage')).toBe(1);
     expect(run.error).toBe('ImageFailedError');
@@ -290,7 +290,7 @@ describe('pipeline definition: the image wait loop', () => {
     async (reason, look) => {
       world.imageLooks = [{ State: 'available', ...look }];
 
-      const run = await runPipeline(world);
+      const run = await runPipeline();
 
       expect(run.error).toBe('ImagePolicyError');
       expect(run.cause).toContain(reason);
@@ -304,7 +304,7 @@ describe('pipeline definition: the Packer manifest', () => {
   it('takes only the entry of this run when older runs are listed', async () => {
     world.imageLooks = [{ State: 'failed' }];
 
-    await runPipeline(world);
+    await runPipeline();
 
     const looked = world.ec2
       .commandCalls(DescribeImagesCommand)
@@ -321,7 +321,7 @@ describe('pipeline definition: the Packer manifest', () => {
       },
     ];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(run.error).toBe('ImageNotFoundError');
     expect(run.cause).toMatch(/1 entries, none for run sbc-/);
@@ -333,7 +333,7 @@ describe('pipeline definition: the test instance', () => {
   it('launches with IMDSv2 required and the run tag, once per run', async () => {
     world.instanceLooks = [{ state: 'terminated', checks: 'not-applicable' }];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     const launch =
       world.ec2.commandCalls(RunInstancesCommand)[0]?.args[0].input;
@@ -356,7 +356,7 @@ describe('pipeline definition: the test instance', () => {
   it('fails past its deadline while the instance never becomes reachable', async () => {
     world.instanceLooks = [{ state: 'running', checks: 'initializing' }];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(run.error).toBe('WaitTimeoutError');
     expect(run.cause).toContain(
@@ -379,7 +379,7 @@ describe('pipeline definition: transient errors', () => {
     });
     world.instanceLooks = [{ state: 'terminated', checks: 'not-applicable' }];
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(world.ec2.commandCalls(RunInstancesCommand)).toHaveLength(2);
     expect(
@@ -389,7 +389,7 @@ describe('pipeline definition: transient errors', () => {
   });
 
   it('rejects a bad trigger at Prepare, notifies, and starts no build', async () => {
-    const run = await runPipeline(world, {
+    const run = await runPipeline({
       input: {
         trigger: { source: 's3', extra: true },
         profile: { bucket: PROFILE_BUCKET, key: PROFILE_KEY, versionId: 'v' },
@@ -409,7 +409,7 @@ describe('pipeline definition: transient errors', () => {
       JSON.stringify({ name: 'x', sbc: { fqdn: 'not a name' } }),
     );
 
-    const run = await runPipeline(world);
+    const run = await runPipeline();
 
     expect(run.path.at(-1)).toBe('Rejected');
     expect(run.cause).toContain('sbc.fqdn');
@@ -457,8 +457,8 @@ describe('runIdentity', () => {
   it('is the run id the build is started with', async () => {
     world.imageLooks = [{ State: 'failed' }];
 
-    const first = await runPipeline(world);
-    const second = await runPipeline(world, { clock: new SimulatedClock() });
+    const first = await runPipeline();
+    const second = await runPipeline({ clock: new SimulatedClock() });
 
     const tokens = world.codebuild
       .commandCalls(StartBuildCommand)
@@ -472,7 +472,7 @@ describe('pipeline definition: the deleted image', () => {
   it('deregisters the failed image before deleting its snapshot', async () => {
     world.imageLooks = [{ State: 'failed' }];
 
-    await runPipeline(world);
+    await runPipeline();
 
     const names = world.commandNames(world.ec2);
     const deregister = names.indexOf('DeregisterImageCommand');
