@@ -224,8 +224,6 @@ describeWithSystem(
 
     it('retries throttled calls after the smoke test and still publishes', async () => {
       let putCalls = 0;
-      const realPut = world.ssm.commandCalls.bind(world.ssm);
-      void realPut;
       world.ssm
         .on(PutParameterCommand)
         .callsFake((input: PutParameterCommand['input']) => {
