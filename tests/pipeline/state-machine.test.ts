@@ -15,6 +15,7 @@ import { runIdentity } from '../../functions/lib/pipeline/run-id.ts';
 import { runPipeline, S3_INPUT, SimulatedClock } from './harness.ts';
 import {
   AwsWorld,
+  BASE_IMAGE_ID,
   BUILDER_GROUP_ID,
   BUILDER_INSTANCE_ID,
   BUILDER_KEY_PAIR_ID,
@@ -286,7 +287,7 @@ describe('pipeline definition: the image wait loop', () => {
     ['does not require IMDSv2', { ImdsSupport: undefined }],
     ['is public', { Public: true }],
   ])(
-    'refuses an image that %s before any test instance starts',
+    'refuses an image whose problem is "%s" before any test instance starts',
     async (reason, look) => {
       world.imageLooks = [{ State: 'available', ...look }];
 
@@ -414,6 +415,66 @@ describe('pipeline definition: transient errors', () => {
     expect(run.path.at(-1)).toBe('Rejected');
     expect(run.cause).toContain('sbc.fqdn');
     expect(world.codebuild.commandCalls(StartBuildCommand)).toHaveLength(0);
+  });
+});
+
+describe('pipeline definition: the base image', () => {
+  it.each([
+    [
+      'owned by another account',
+      { OwnerId: '999999999999', Name: 'debian-12-amd64-20261120-1' },
+      'is owned by 999999999999',
+    ],
+    [
+      'named outside the allowed pattern',
+      { OwnerId: '136693071363', Name: 'debian-11-amd64-20261120-1' },
+      'matches none of debian-12-amd64-*',
+    ],
+  ])(
+    'refuses a base image %s before any build',
+    async (_label, image, reason) => {
+      world.baseImages = [
+        {
+          ImageId: 'ami-0imposter0000001',
+          State: 'available',
+          CreationDate: '2026-11-30T00:00:00.000Z',
+          ...image,
+        },
+      ];
+
+      const run = await runPipeline();
+
+      expect(run.path).toEqual(['Prepare', 'NotifyRejected', 'Rejected']);
+      expect(run.error).toBe('BaseImageRejectedError');
+      expect(run.cause).toContain(reason);
+      expect(world.codebuild.commandCalls(StartBuildCommand)).toHaveLength(0);
+    },
+  );
+
+  it('refuses to build when no allowed base image is available', async () => {
+    world.baseImages = [];
+
+    const run = await runPipeline();
+
+    expect(run.error).toBe('BaseImageRejectedError');
+    expect(run.cause).toContain(
+      'no available base image of owner 136693071363',
+    );
+    expect(world.codebuild.commandCalls(StartBuildCommand)).toHaveLength(0);
+  });
+
+  it('builds from the newest allowed base image', async () => {
+    world.imageLooks = [{ State: 'failed' }];
+
+    await runPipeline();
+
+    const start =
+      world.codebuild.commandCalls(StartBuildCommand)[0]?.args[0].input;
+    expect(start?.environmentVariablesOverride).toContainEqual({
+      name: 'BASE_IMAGE_ID',
+      value: BASE_IMAGE_ID,
+      type: 'PLAINTEXT',
+    });
   });
 });
 

@@ -134,6 +134,8 @@ export class AwsWorld {
     { runId: 'CURRENT', imageId: IMAGE_ID, buildTime: 1_764_547_200 },
   ];
   imageLooks: ImageLook[] = [{ State: 'available' }];
+  /** When set, what listing Debian's images answers instead. */
+  baseImages?: Image[];
   /** When set, decides each look at the build or the image instead. */
   buildLookNow?: () => BuildLook;
   imageLookNow?: () => ImageLook;
@@ -276,6 +278,9 @@ export class AwsWorld {
       .on(DescribeImagesCommand)
       .callsFake((input: DescribeImagesCommand['input']) => {
         if (input.Owners !== undefined) {
+          if (this.baseImages !== undefined) {
+            return { Images: this.baseImages };
+          }
           if (input.Owners.includes(DEBIAN_OWNER_ID)) {
             return {
               Images: [

@@ -87,18 +87,31 @@ function runIdentityOrReject(input: PrepareInput) {
   }
 }
 
+/**
+ * The newest available image over every allowed owner and name pattern.
+ * The answer is checked again, so an image listed under an allowed owner
+ * but owned by another account, or named otherwise, is still refused.
+ */
 async function resolveBaseImage(deps: PrepareDeps) {
   const { allowedOwners, allowedNames } = deps.settings.baseImage;
-  const [owner] = allowedOwners;
-  const [pattern] = allowedNames;
-  if (owner === undefined || pattern === undefined) {
+  if (allowedOwners.length === 0 || allowedNames.length === 0) {
     throw new BaseImageRejectedError('no allowed base image owner or name');
   }
 
-  const image = await deps.images.findLatestImage(owner, pattern);
+  const found = await Promise.all(
+    allowedOwners.flatMap((owner) =>
+      allowedNames.map((pattern) =>
+        deps.images.findLatestImage(owner, pattern),
+      ),
+    ),
+  );
+  const image = found
+    .filter((candidate) => candidate !== undefined)
+    .sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
   if (image === undefined) {
     throw new BaseImageRejectedError(
-      `no available base image of owner ${owner} named ${pattern}`,
+      `no available base image of owner ${allowedOwners.join(' or ')} ` +
+        `named ${allowedNames.join(' or ')}`,
     );
   }
   if (!allowedOwners.includes(image.ownerId)) {
