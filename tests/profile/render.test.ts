@@ -5,6 +5,7 @@ import {
   ProfileError,
   parseProfile,
   RENDERED_FILES,
+  type RenderOptions,
   renderProfile,
   writeRenderedTree,
 } from '../../functions/lib/profile/index.ts';
@@ -450,7 +451,7 @@ describe('renderProfile', () => {
       ]);
     });
 
-    it('keeps the SIP port out of an RTP range that spans it', () => {
+    it('opens the whole RTP range, which never holds a port of the SBC', () => {
       // Act
       const ruleset = fileOf(
         renderProfile(loadProfile('wide-port-range')),
@@ -460,7 +461,8 @@ describe('renderProfile', () => {
       // Assess
       expect(settings(ruleset)).toEqual(
         expect.arrayContaining([
-          'ip saddr @media_v4 udp dport 1024-65535 udp dport != 5060 accept',
+          'ip saddr @media_v4 udp dport 5062-65535 accept',
+          'ip6 saddr @media_v6 udp dport 5062-65535 accept',
         ]),
       );
       expect(setElements(ruleset, 'sip_tls_v4')).toEqual([
@@ -486,7 +488,7 @@ describe('renderProfile', () => {
           'table = -1',
           'listen-ng = 127.0.0.1:2223',
           'listen-cli = 127.0.0.1:2224',
-          'port-min = 1024',
+          'port-min = 5062',
           'port-max = 65535',
         ]),
       );
@@ -687,6 +689,83 @@ describe('renderProfile', () => {
       expect(rendering).toThrow(ProfileError);
       expect(rendering).toThrow(
         'render options: smokeTestSources[0]: not a CIDR',
+      );
+    });
+
+    it.each([
+      {
+        source: '198.18.0.1/15',
+        message: /has host bits set: write the network 198\.18\.0\.0\/15/,
+      },
+      {
+        source: '0.0.0.0/0',
+        message: /would open SIP to the whole IPv4 internet/,
+      },
+    ])('refuses the smoke-test source $source', ({ source, message }) => {
+      // Act
+      const rendering = () =>
+        renderProfile(loadProfile('example'), { smokeTestSources: [source] });
+
+      // Assess
+      expect(rendering).toThrow(ProfileError);
+      expect(rendering).toThrow(message);
+    });
+
+    const PORT_CLASHES: Array<{
+      name: string;
+      options: RenderOptions;
+      line: string;
+    }> = [
+      {
+        name: 'a SIP port inside the RTP range',
+        options: { sipPorts: { sip: 35000, tls: 15061 } },
+        line:
+          'sipPorts.sip: 35000 (SIP over UDP and TCP) is inside ' +
+          "the profile's RTP range 30000-40000",
+      },
+      {
+        name: 'a TLS port inside the RTP range',
+        options: { sipPorts: { sip: 15060, tls: 30000 } },
+        line:
+          'sipPorts.tls: 30000 (SIP over TLS) is inside ' +
+          "the profile's RTP range 30000-40000",
+      },
+      {
+        name: "rtpengine's CLI port at the start of the RTP range",
+        options: { rtpengineNgPort: 29999 },
+        line:
+          "rtpengineNgPort: 30000 (rtpengine's CLI) is inside " +
+          "the profile's RTP range 30000-40000",
+      },
+      {
+        name: 'the TLS port equal to the SIP port',
+        options: { sipPorts: { sip: 15060, tls: 15060 } },
+        line:
+          'sipPorts.tls: 15060 (SIP over TLS) is already the port of ' +
+          'SIP over UDP and TCP',
+      },
+      {
+        name: "rtpengine's ng port on the SIP port",
+        options: { rtpengineNgPort: 5060 },
+        line:
+          "rtpengineNgPort: 5060 (rtpengine's ng control) is already the " +
+          'port of SIP over UDP and TCP',
+      },
+    ];
+
+    it.each(PORT_CLASHES)('refuses $name', ({ options, line }) => {
+      // Act
+      let error: unknown;
+      try {
+        renderProfile(loadProfile('example'), options);
+      } catch (caught) {
+        error = caught;
+      }
+
+      // Assess
+      expect(error).toBeInstanceOf(ProfileError);
+      expect((error as ProfileError).message.split('\n')).toContain(
+        `render options: ${line}`,
       );
     });
 

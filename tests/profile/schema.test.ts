@@ -3,7 +3,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  formatCidr,
   GENESYS_MEDIA_CIDRS,
+  hasHostBits,
+  networkOf,
   ProfileError,
   ProfileReadError,
   parseCidr,
@@ -323,6 +326,296 @@ const INVALID: Array<{
   },
 ];
 
+/**
+ * Valid JSON of valid types that makes no sense for an SBC: each is refused
+ * with a message naming the field and saying what to write instead.
+ */
+const NONSENSE: Array<{
+  name: string;
+  change: (profile: Raw) => void;
+  path: string;
+  /** A pattern, or the whole message word for word. */
+  message: RegExp | string;
+}> = [
+  {
+    name: 'an RTP range on the SIP ports',
+    change: (p) => {
+      p.rtp = { portMin: 5060, portMax: 5061 };
+    },
+    path: 'rtp',
+    message:
+      '5060-5061 holds ports the SBC listens on: ' +
+      '5060 (SIP over UDP and TCP), 5061 (SIP over TLS); ' +
+      'choose a range clear of them, such as the default 30000-40000',
+  },
+  {
+    name: 'an RTP range holding the SIP port',
+    change: (p) => {
+      p.rtp = { portMin: 5000, portMax: 5060 };
+    },
+    path: 'rtp',
+    message: /holds ports the SBC listens on: 5060 \(SIP over UDP and TCP\);/,
+  },
+  {
+    name: 'an RTP range starting on the TLS port',
+    change: (p) => {
+      p.rtp = { portMin: 5061, portMax: 6000 };
+    },
+    path: 'rtp',
+    message:
+      /^5061-6000 holds ports the SBC listens on: 5061 \(SIP over TLS\);/,
+  },
+  {
+    name: "an RTP range holding rtpengine's control ports",
+    change: (p) => {
+      p.rtp = { portMin: 2000, portMax: 3000 };
+    },
+    path: 'rtp',
+    message: /2223 \(rtpengine's ng control\), 2224 \(rtpengine's CLI\)/,
+  },
+  {
+    name: 'the whole unprivileged port range for RTP',
+    change: (p) => {
+      p.rtp = { portMin: 1024, portMax: 65535 };
+    },
+    path: 'rtp',
+    message: /: 2223 .*, 2224 .*, 5060 .*, 5061 \(SIP over TLS\);/,
+  },
+  {
+    name: 'an RTP range too narrow for real calls',
+    change: (p) => {
+      p.rtp = { portMin: 30000, portMax: 30049 };
+    },
+    path: 'rtp.portMax',
+    message:
+      /^30000-30049 is 50 ports, fewer than 100: each call takes four .*portMax 30099 or more/,
+  },
+  {
+    name: 'an RTP range one port short of the minimum',
+    change: (p) => {
+      p.rtp = { portMin: 30000, portMax: 30098 };
+    },
+    path: 'rtp.portMax',
+    message: /is 99 ports, fewer than 100/,
+  },
+  {
+    name: 'an IPv4 Genesys peer with host bits set',
+    change: (p) => {
+      p.genesys.signalingPeers[0] = '192.0.2.17/28';
+    },
+    path: 'genesys.signalingPeers[0]',
+    message:
+      '192.0.2.17/28 has host bits set: write the network 192.0.2.16/28, ' +
+      'or 192.0.2.17 alone for one host',
+  },
+  {
+    name: 'a Genesys media CIDR with host bits set',
+    change: (p) => {
+      p.genesys.mediaCidrs[0] = '52.129.100.0/20';
+    },
+    path: 'genesys.mediaCidrs[0]',
+    message: /write the network 52\.129\.96\.0\/20/,
+  },
+  {
+    name: 'an IPv6 carrier peer with host bits set',
+    change: (p) => {
+      p.carriers[0].signalingPeers = ['2001:db8:20::10/64'];
+    },
+    path: 'carriers[0].signalingPeers[0]',
+    message: /write the network 2001:db8:20::\/64, or 2001:db8:20::10 alone/,
+  },
+  {
+    name: 'a carrier media CIDR with host bits past a byte boundary',
+    change: (p) => {
+      p.carriers[0].mediaCidrs = ['198.51.100.77/27'];
+    },
+    path: 'carriers[0].mediaCidrs[0]',
+    message: /write the network 198\.51\.100\.64\/27/,
+  },
+  {
+    name: 'a health-check source with host bits set',
+    change: (p) => {
+      p.sip.healthCheckSources = ['10.0.0.1/16'];
+    },
+    path: 'sip.healthCheckSources[0]',
+    message:
+      /^10\.0\.0\.1\/16 has host bits set: write the network 10\.0\.0\.0\/16/,
+  },
+  {
+    name: 'an IPv6 admin CIDR with host bits inside a group',
+    change: (p) => {
+      p.admin.sshCidrs = ['2001:db8:99::ffff/113'];
+    },
+    path: 'admin.sshCidrs[0]',
+    message: /write the network 2001:db8:99::8000\/113/,
+  },
+  {
+    name: 'SSH from every IPv4 address',
+    change: (p) => {
+      p.admin.sshCidrs = ['0.0.0.0/0'];
+    },
+    path: 'admin.sshCidrs[0]',
+    message:
+      '0.0.0.0/0 would open SSH to the whole IPv4 internet (a prefix ' +
+      'shorter than /8): list only your admin network, or leave ' +
+      'admin.sshCidrs empty and reach the host through AWS Systems ' +
+      'Manager Session Manager',
+  },
+  {
+    name: 'SSH from every IPv6 address',
+    change: (p) => {
+      p.admin.sshCidrs = ['::/0'];
+    },
+    path: 'admin.sshCidrs[0]',
+    message:
+      /^::\/0 would open SSH to the whole IPv6 internet .*shorter than \/32/,
+  },
+  {
+    name: 'SSH from an IPv4 block wider than /8',
+    change: (p) => {
+      p.admin.sshCidrs = ['203.0.113.0/28', '64.0.0.0/7'];
+    },
+    path: 'admin.sshCidrs[1]',
+    message: /^64\.0\.0\.0\/7 would open SSH to 2\^25 addresses/,
+  },
+  {
+    name: 'SSH from an IPv6 block wider than /32',
+    change: (p) => {
+      p.admin.sshCidrs = ['2001::/16'];
+    },
+    path: 'admin.sshCidrs[0]',
+    message: /would open SSH to 2\^112 addresses .*shorter than \/32/,
+  },
+  {
+    name: 'health checks from every IPv4 address',
+    change: (p) => {
+      p.sip.healthCheckSources = ['0.0.0.0/0'];
+    },
+    path: 'sip.healthCheckSources[0]',
+    message:
+      /^0\.0\.0\.0\/0 would open SIP to the whole IPv4 internet .*monitors' own addresses$/,
+  },
+  {
+    name: 'health checks from every IPv6 address',
+    change: (p) => {
+      p.sip.healthCheckSources = ['::/0'];
+    },
+    path: 'sip.healthCheckSources[0]',
+    message: /would open SIP to the whole IPv6 internet/,
+  },
+  {
+    name: 'Genesys peers covering half the internet',
+    change: (p) => {
+      p.genesys.signalingPeers = ['128.0.0.0/1'];
+    },
+    path: 'genesys.signalingPeers[0]',
+    message: /would open SIP to 2\^31 addresses .*signaling addresses$/,
+  },
+  {
+    name: 'carrier media from anywhere',
+    change: (p) => {
+      p.carriers[0].mediaCidrs = ['0.0.0.0/0'];
+    },
+    path: 'carriers[0].mediaCidrs[0]',
+    message: /would open the RTP ports to the whole IPv4 internet/,
+  },
+  {
+    name: 'a carrier that is the SBC itself',
+    change: (p) => {
+      p.carriers[0].host = 'sbc.example.com';
+    },
+    path: 'carriers[0].host',
+    message:
+      /^sbc\.example\.com is the SBC itself \(sbc\.fqdn\): calls from Genesys would loop/,
+  },
+  {
+    name: 'a Genesys termination host that is the SBC itself',
+    change: (p) => {
+      p.genesys.termination.host = 'sbc.example.com';
+    },
+    path: 'genesys.termination.host',
+    message:
+      /is the SBC itself \(sbc\.fqdn\): calls from the carriers would loop/,
+  },
+  {
+    name: 'a carrier that is the Genesys termination host',
+    change: (p) => {
+      p.carriers[0].host = 'trunk.byoc.example.com';
+    },
+    path: 'carriers[0].host',
+    message:
+      /is the Genesys termination host: calls from Genesys would go back/,
+  },
+  {
+    name: 'a carrier at the Genesys termination address written another way',
+    change: (p) => {
+      p.genesys.termination.host = '2001:db8::5';
+      p.carriers[0].host = '2001:db8:0:0:0:0:0:5';
+    },
+    path: 'carriers[0].host',
+    message: /is the Genesys termination host/,
+  },
+];
+
+/** Edges of the rules above that are sound and must stay accepted. */
+const SOUND: Array<{ name: string; change: (profile: Raw) => void }> = [
+  {
+    name: 'SSH from a whole /8 and an IPv6 /32',
+    change: (p) => {
+      p.admin.sshCidrs = ['10.0.0.0/8', '2001:db8::/32'];
+    },
+  },
+  {
+    name: 'single hosts written without a prefix',
+    change: (p) => {
+      p.admin.sshCidrs = ['203.0.113.7', '2001:db8:99::7'];
+      p.sip.healthCheckSources = ['10.0.0.1'];
+    },
+  },
+  {
+    name: 'host routes written with their full prefix',
+    change: (p) => {
+      p.admin.sshCidrs = ['203.0.113.7/32', '2001:db8:99::7/128'];
+    },
+  },
+  {
+    name: 'an RTP range of exactly 100 ports',
+    change: (p) => {
+      p.rtp = { portMin: 30000, portMax: 30099 };
+    },
+  },
+  {
+    name: "an RTP range ending just below rtpengine's ng port",
+    change: (p) => {
+      p.rtp = { portMin: 1024, portMax: 2222 };
+    },
+  },
+  {
+    name: 'an RTP range starting just above the TLS port',
+    change: (p) => {
+      p.rtp = { portMin: 5062, portMax: 65535 };
+    },
+  },
+  {
+    name: 'a carrier on TLS without a port (5061 is implied)',
+    change: (p) => {
+      p.carriers[0].transport = 'tls';
+      delete p.carriers[0].port;
+    },
+  },
+  {
+    name: 'two carriers behind one host on different ports',
+    change: (p) => {
+      p.carriers.push({
+        ...p.carriers[0],
+        name: 'carrier-b',
+        port: 5080,
+        signalingPeers: ['203.0.113.9'],
+      });
+    },
+  },
+];
+
 describe('parseProfile', () => {
   it.each(PROFILE_NAMES)('accepts the %s profile', (name) => {
     // Act
@@ -363,6 +656,50 @@ describe('parseProfile', () => {
     const line = problems.find((problem) => problem.startsWith(`${path}: `));
     expect(line, problems.join('\n')).toBeDefined();
     expect(line?.slice(path.length + 2)).toMatch(message);
+  });
+
+  it.each(NONSENSE)(
+    'refuses $name, naming the field',
+    ({ change, path, message }) => {
+      // Prepare
+      const profile = exampleWith(change);
+
+      // Act
+      const problems = problemsOf(profile);
+
+      // Assess
+      const line = problems.find((problem) => problem.startsWith(`${path}: `));
+      expect(line, problems.join('\n')).toBeDefined();
+      expect(line?.slice(path.length + 2)).toEqual(
+        typeof message === 'string' ? message : expect.stringMatching(message),
+      );
+    },
+  );
+
+  it.each(SOUND)('accepts $name', ({ change }) => {
+    // Prepare
+    const profile = exampleWith(change);
+
+    // Act
+    const parsing = () => parseProfile(profile, 'profile.json');
+
+    // Assess
+    expect(parsing).not.toThrow();
+  });
+
+  it('reports a bad RTP port once, not again as a bad range', () => {
+    // Prepare
+    const profile = exampleWith((p) => {
+      p.rtp = { portMin: 512, portMax: 40000 };
+    });
+
+    // Act
+    const problems = problemsOf(profile);
+
+    // Assess
+    expect(problems).toEqual([
+      expect.stringMatching(/^rtp\.portMin: below 1024: /),
+    ]);
   });
 
   it('refuses an ACME certificate, which the image cannot obtain', () => {
@@ -451,6 +788,33 @@ describe('parseCidr', () => {
     '',
   ])('refuses %j', (text) => {
     expect(parseCidr(text)).toBeUndefined();
+  });
+});
+
+describe('networkOf', () => {
+  it.each([
+    ['10.0.0.1/16', '10.0.0.0/16', true],
+    ['10.0.0.0/16', '10.0.0.0/16', false],
+    ['203.0.113.77/27', '203.0.113.64/27', true],
+    ['203.0.113.255/31', '203.0.113.254/31', true],
+    ['198.51.100.7', '198.51.100.7/32', false],
+    ['0.0.0.1/0', '0.0.0.0/0', true],
+    ['2001:db8::1/32', '2001:db8::/32', true],
+    ['2001:DB8:0:0:0:0:0:0/48', '2001:db8::/48', false],
+    ['2001:db8:99::ffff/113', '2001:db8:99::8000/113', true],
+    ['fd00:ec2::/64', 'fd00:ec2::/64', false],
+    ['::ffff:192.0.2.1/120', '::ffff:c000:200/120', true],
+    ['::1', '::1/128', false],
+  ])('takes %s to %s (host bits: %s)', (text, network, hostBits) => {
+    // Prepare
+    const cidr = parseCidr(text);
+    if (cidr === undefined) {
+      throw new Error(`${text} did not parse`);
+    }
+
+    // Act and assess
+    expect(formatCidr(networkOf(cidr))).toBe(network);
+    expect(hasHostBits(cidr)).toBe(hostBits);
   });
 });
 

@@ -85,11 +85,12 @@ async function startSbc(
   await mkdir(runDir);
   await mkdir(tlsDir, { mode: 0o700 });
   const { pem } = await makeCertificate(tlsDir, profile.sbc.fqdn);
+  // Outside the RTP range, which rendering checks the ports against.
   const ports = {
-    sip: await freePort(),
-    tls: await freePort(),
+    sip: await freePort(profile.rtp),
+    tls: await freePort(profile.rtp),
     // rtpengine's CLI port is the one after its ng port.
-    rtpengineNg: await freePortPair(),
+    rtpengineNg: await freePortPair(profile.rtp),
   };
 
   await writeRenderedTree(

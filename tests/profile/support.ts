@@ -76,8 +76,21 @@ async function isFree(port: number): Promise<boolean> {
   }
 }
 
-/** A port free on loopback for both TCP and UDP at the time of asking. */
-export async function freePort(): Promise<number> {
+/** Ports a test must not take, such as the profile's RTP range. */
+export interface PortRange {
+  readonly portMin: number;
+  readonly portMax: number;
+}
+
+function inRange(port: number, range: PortRange | undefined): boolean {
+  return range !== undefined && range.portMin <= port && port <= range.portMax;
+}
+
+/**
+ * A port free on loopback for both TCP and UDP at the time of asking,
+ * outside `avoid`: rendering refuses a listening port in the RTP range.
+ */
+export async function freePort(avoid?: PortRange): Promise<number> {
   return pRetry(
     async () => {
       const port = await new Promise<number>((done, fail) => {
@@ -92,22 +105,30 @@ export async function freePort(): Promise<number> {
           );
         });
       });
+      if (inRange(port, avoid)) {
+        throw new Error(`port ${port} is in the range to avoid`);
+      }
       if (!(await isFree(port))) {
         throw new Error(`port ${port} is taken for UDP`);
       }
       return port;
     },
-    { retries: 5, minTimeout: 10 },
+    // The kernel picks from about 28,000 ports: a third may be avoided.
+    { retries: 30, minTimeout: 1, maxTimeout: 10 },
   );
 }
 
-/** Two consecutive free ports; resolves to the first. */
-export async function freePortPair(): Promise<number> {
+/** Two consecutive free ports outside `avoid`; resolves to the first. */
+export async function freePortPair(avoid?: PortRange): Promise<number> {
   return pRetry(
     async () => {
-      const port = await freePort();
-      if (port >= 65535 || !(await isFree(port + 1))) {
-        throw new Error(`port ${port + 1} is taken`);
+      const port = await freePort(avoid);
+      if (
+        port >= 65535 ||
+        inRange(port + 1, avoid) ||
+        !(await isFree(port + 1))
+      ) {
+        throw new Error(`port ${port + 1} is taken or to be avoided`);
       }
       return port;
     },

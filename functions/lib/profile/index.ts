@@ -1,5 +1,12 @@
 /** The SIP profile: schema, validation and rendering of the image's configs. */
-export { type Cidr, formatCidr, isCidr, parseCidr } from './cidr.ts';
+export {
+  type Cidr,
+  formatCidr,
+  hasHostBits,
+  isCidr,
+  networkOf,
+  parseCidr,
+} from './cidr.ts';
 export {
   ProfileError,
   type ProfileProblem,
@@ -29,15 +36,21 @@ export {
 export {
   type Carrier,
   type CertificateSource,
+  cidrProblem,
   DEFAULT_SRTP_SUITES,
+  type Exposure,
   GENESYS_MEDIA_CIDRS,
   isFqdn,
+  type ListeningPorts,
+  MIN_RTP_PORTS,
   profileJsonSchema,
   RTPENGINE_SUITES,
+  SBC_PORTS,
   type SipProfile,
   type SipProfileInput,
   SipProfileSchema,
   SRTP_SUITES,
   TRANSPORTS,
   type Transport,
+  WIDEST_PREFIX,
 } from './schema.ts';

@@ -4,12 +4,17 @@ import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import nunjucks from 'nunjucks';
 import { z } from 'zod';
 import { type Cidr, formatCidr, parseCidr } from './cidr.ts';
-import { ProfileError } from './errors.ts';
+import { ProfileError, type ProfileProblem } from './errors.ts';
 import { formatPath } from './parse.ts';
 import {
   type CertificateSource,
+  cidrProblem,
+  type ListeningPorts,
+  listeningPortsIn,
   overlappingSources,
+  PORT_ROLES,
   RTPENGINE_SUITES,
+  SBC_PORTS,
   type SipProfile,
   type Transport,
 } from './schema.ts';
@@ -67,7 +72,12 @@ export const RENDERED_FILES = [
 /** Written from the validated profile itself, not from a template. */
 export const PROFILE_COPY_PATH = 'etc/sbc-ami/profile.json';
 
-export const DEFAULT_PORTS = { sip: 5060, tls: 5061, rtpengineNg: 2223 };
+/** The image's ports; rtpengine's CLI port is the one after its ng port. */
+export const DEFAULT_PORTS = {
+  sip: SBC_PORTS.sip,
+  tls: SBC_PORTS.tls,
+  rtpengineNg: SBC_PORTS.rtpengineNg,
+};
 
 /** RSA suites Genesys lists, ECDHE first; the plain RSA ones as fallback. */
 export const TLS_CIPHERS = [
@@ -87,8 +97,11 @@ const portNumber = z.int().min(1).max(65535);
 const RenderOptionsSchema = z.strictObject({
   smokeTestSources: z
     .array(
-      z.string().refine((text) => parseCidr(text) !== undefined, {
-        error: 'not a CIDR',
+      z.string().superRefine((text, ctx) => {
+        const problem = cidrProblem(text, 'health');
+        if (problem !== undefined) {
+          ctx.addIssue({ code: 'custom', message: problem });
+        }
       }),
     )
     .optional(),
@@ -181,6 +194,48 @@ function certificateEnv(
   ];
 }
 
+/** The render option each listening port comes from. */
+const PORT_OPTIONS: Record<keyof ListeningPorts, string> = {
+  sip: 'sipPorts.sip',
+  tls: 'sipPorts.tls',
+  rtpengineNg: 'rtpengineNgPort',
+  rtpengineCli: 'rtpengineNgPort',
+};
+
+/**
+ * Ports given in the options that clash: with each other, or with the
+ * profile's RTP range (the schema checked that range against the image's
+ * own ports only).
+ */
+function listeningPortProblems(
+  profile: SipProfile,
+  ports: ListeningPorts,
+): ProfileProblem[] {
+  const keys = Object.keys(PORT_OPTIONS) as Array<keyof ListeningPorts>;
+  const shared = keys.flatMap((key, i) => {
+    const earlier = keys
+      .slice(0, i)
+      .find((other) => ports[other] === ports[key]);
+    return earlier === undefined
+      ? []
+      : [
+          {
+            path: PORT_OPTIONS[key],
+            message:
+              `${ports[key]} (${PORT_ROLES[key]}) is already the port of ` +
+              PORT_ROLES[earlier],
+          },
+        ];
+  });
+  const inRange = listeningPortsIn(profile.rtp, ports).map(({ key, text }) => ({
+    path: PORT_OPTIONS[key],
+    message:
+      `${text} is inside the profile's RTP range ` +
+      `${profile.rtp.portMin}-${profile.rtp.portMax}`,
+  }));
+  return [...shared, ...inRange];
+}
+
 /** Everything the templates see. Derived values are computed here, once. */
 export function templateContext(
   profile: SipProfile,
@@ -225,6 +280,11 @@ export function templateContext(
     rtpengineNg: ngPort,
     rtpengineCli: ngPort + 1,
   };
+
+  const portProblems = listeningPortProblems(profile, ports);
+  if (portProblems.length > 0) {
+    throw new ProfileError('render options', portProblems);
+  }
 
   const genesysTransport = profile.genesys.transport;
   const carriers = profile.carriers.map((carrier) => ({
@@ -326,13 +386,7 @@ export function templateContext(
       media: mediaSources,
       ssh: byFamily(cidrsOf(profile.admin.sshCidrs)),
     },
-    rtp: {
-      portMin: profile.rtp.portMin,
-      portMax: profile.rtp.portMax,
-      // A range that spans the SIP port must not open SIP to media sources.
-      coversSip:
-        profile.rtp.portMin <= ports.sip && ports.sip <= profile.rtp.portMax,
-    },
+    rtp: { portMin: profile.rtp.portMin, portMax: profile.rtp.portMax },
     sshOpen: profile.admin.sshCidrs.length > 0,
     env: [
       { key: 'SBC_PROFILE_NAME', value: profile.name },

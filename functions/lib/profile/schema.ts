@@ -1,6 +1,13 @@
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
-import { cidrsOverlap, isCidr, parseCidr } from './cidr.ts';
+import {
+  type Cidr,
+  cidrsOverlap,
+  formatCidr,
+  hasHostBits,
+  networkOf,
+  parseCidr,
+} from './cidr.ts';
 
 /**
  * The SIP profile: everything that differs between two SBC images. Every
@@ -93,14 +100,88 @@ const host = z
   .string()
   .refine(isHost, { error: 'not a domain name or an IP address' });
 
-const cidr = z
-  .string()
-  .refine(isCidr, {
-    error: 'not a CIDR (an IPv4 or IPv6 address, optionally with /prefix)',
-  })
-  .meta({ examples: ['203.0.113.0/24', '2001:db8::/32', '198.51.100.7'] });
+/**
+ * The widest block a firewall rule of the SBC may open a port to. An IPv4
+ * /8 is the largest block one network holds (all of 10.0.0.0/8); an IPv6
+ * /32 is what a registry allocates to a whole provider (a site is a /48, a
+ * VPC a /56). Anything wider spans networks nobody vouches for.
+ */
+export const WIDEST_PREFIX = { 4: 8, 6: 32 } as const;
 
-const cidrList = z.array(cidr);
+/** What a CIDR field opens, and to whom it should be narrowed. */
+const EXPOSURES = {
+  sip: {
+    opens: 'SIP',
+    advice: "list the peer's own signaling addresses",
+  },
+  health: {
+    opens: 'SIP',
+    advice: "list the load balancers' or monitors' own addresses",
+  },
+  media: {
+    opens: 'the RTP ports',
+    advice: 'list the addresses the peer sends media from',
+  },
+  ssh: {
+    opens: 'SSH',
+    advice:
+      'list only your admin network, or leave admin.sshCidrs empty and ' +
+      'reach the host through AWS Systems Manager Session Manager',
+  },
+} as const;
+export type Exposure = keyof typeof EXPOSURES;
+
+function span(cidr: Cidr): string {
+  const bits = (cidr.family === 4 ? 32 : 128) - cidr.prefix;
+  return cidr.prefix === 0
+    ? `the whole IPv${cidr.family} internet`
+    : `2^${bits} addresses`;
+}
+
+/**
+ * What is wrong with one CIDR of a profile, or undefined. A block with
+ * host bits set is refused rather than masked: `10.0.0.1/16` may mean the
+ * host or its network, and the firewall and Kamailio must not guess.
+ */
+export function cidrProblem(
+  text: string,
+  exposure: Exposure,
+): string | undefined {
+  const cidr = parseCidr(text);
+  if (cidr === undefined) {
+    return 'not a CIDR (an IPv4 or IPv6 address, optionally with /prefix)';
+  }
+  if (hasHostBits(cidr)) {
+    return (
+      `${text} has host bits set: write the network ` +
+      `${formatCidr(networkOf(cidr))}, or ${cidr.address} alone for one host`
+    );
+  }
+  const widest = WIDEST_PREFIX[cidr.family];
+  if (cidr.prefix < widest) {
+    const { opens, advice } = EXPOSURES[exposure];
+    return (
+      `${text} would open ${opens} to ${span(cidr)} (a prefix shorter ` +
+      `than /${widest}): ${advice}`
+    );
+  }
+  return undefined;
+}
+
+const cidrList = (exposure: Exposure) =>
+  z.array(
+    z
+      .string()
+      .superRefine((text, ctx) => {
+        const problem = cidrProblem(text, exposure);
+        if (problem !== undefined) {
+          ctx.addIssue({ code: 'custom', message: problem });
+        }
+      })
+      .meta({
+        examples: ['203.0.113.0/24', '2001:db8::/32', '198.51.100.7'],
+      }),
+  );
 
 const port = z
   .int({ error: unlessMissing('not a port number') })
@@ -156,12 +237,16 @@ const certificate = z
 
 const genesys = z
   .strictObject({
-    signalingPeers: cidrList.min(1).meta({
-      description:
-        'Genesys Cloud SIP signaling addresses of the trunk region; ' +
-        'they change, so they come from the profile, never from the image',
-    }),
-    mediaCidrs: cidrList.min(1).default([...GENESYS_MEDIA_CIDRS]),
+    signalingPeers: cidrList('sip')
+      .min(1)
+      .meta({
+        description:
+          'Genesys Cloud SIP signaling addresses of the trunk region; ' +
+          'they change, so they come from the profile, never from the image',
+      }),
+    mediaCidrs: cidrList('media')
+      .min(1)
+      .default([...GENESYS_MEDIA_CIDRS]),
     transport: transport.default('tls'),
     termination: z.strictObject({
       host: host.meta({
@@ -184,10 +269,10 @@ const carrier = z
       description: 'Default 5061 for tls, 5060 otherwise',
     }),
     transport: transport.default('udp'),
-    signalingPeers: cidrList.min(1).meta({
+    signalingPeers: cidrList('sip').min(1).meta({
       description: 'Addresses the carrier sends SIP from',
     }),
-    mediaCidrs: cidrList.min(1).optional().meta({
+    mediaCidrs: cidrList('media').min(1).optional().meta({
       description: 'Addresses the carrier sends RTP from; default its peers',
     }),
     media: z.enum(['rtp', 'srtp']).default('rtp'),
@@ -229,10 +314,74 @@ const srtp = z
   })
   .prefault({});
 
+/** The ports the SBC itself listens on. */
+export interface ListeningPorts {
+  /** SIP over UDP and TCP. */
+  readonly sip: number;
+  /** SIP over TLS. */
+  readonly tls: number;
+  /** rtpengine's ng control socket (UDP, loopback). */
+  readonly rtpengineNg: number;
+  /** rtpengine's CLI (TCP, loopback). */
+  readonly rtpengineCli: number;
+}
+
+/** The ports of the image, as `render.ts` fills them into the templates. */
+export const SBC_PORTS: ListeningPorts = {
+  sip: 5060,
+  tls: 5061,
+  rtpengineNg: 2223,
+  rtpengineCli: 2224,
+};
+
+export const PORT_ROLES: Record<keyof ListeningPorts, string> = {
+  sip: 'SIP over UDP and TCP',
+  tls: 'SIP over TLS',
+  rtpengineNg: "rtpengine's ng control",
+  rtpengineCli: "rtpengine's CLI",
+};
+
+/**
+ * Listening ports inside an RTP range, each with its role. rtpengine would
+ * hand such a port to a call, or find it taken, and the media rule would
+ * open it to every media source.
+ */
+export function listeningPortsIn(
+  range: { portMin: number; portMax: number },
+  ports: ListeningPorts,
+): Array<{ key: keyof ListeningPorts; text: string }> {
+  return (Object.keys(PORT_ROLES) as Array<keyof ListeningPorts>)
+    .filter((key) => range.portMin <= ports[key] && ports[key] <= range.portMax)
+    .sort((a, b) => ports[a] - ports[b])
+    .map((key) => ({ key, text: `${ports[key]} (${PORT_ROLES[key]})` }));
+}
+
+/**
+ * The fewest ports an RTP range may have. rtpengine takes two ports per
+ * stream (RTP on the even one, RTCP on the next) and a call has a stream on
+ * each leg, toward Genesys and toward the carrier: four ports a call. 100
+ * ports carry 25 simultaneous calls, fewer while ended calls keep theirs for
+ * rtpengine's delete-delay; a narrower range fails calls under any load.
+ */
+export const MIN_RTP_PORTS = 100;
+
+const rtpPort = (fallback: number) =>
+  z
+    .int({ error: unlessMissing('not a port number') })
+    .min(1024, {
+      error:
+        'below 1024: those ports belong to system services (SSH on 22) ' +
+        'and rtpengine runs without the privilege to bind them',
+    })
+    .max(65535, { error: 'not a port number (1024-65535)' })
+    .default(fallback);
+
 const rtp = z
   .strictObject({
-    portMin: z.int().min(1024).max(65535).default(30000),
-    portMax: z.int().min(1024).max(65535).default(40000),
+    portMin: rtpPort(30000).meta({
+      description: 'First RTP port, even (RTP on even ports, RTCP on odd)',
+    }),
+    portMax: rtpPort(40000).meta({ description: 'Last RTP port' }),
   })
   .superRefine(({ portMin, portMax }, ctx) => {
     if (portMin % 2 !== 0) {
@@ -248,18 +397,52 @@ const rtp = z
         path: ['portMax'],
         message: `must be greater than rtp.portMin (${portMin})`,
       });
+      return;
+    }
+    if ([portMin, portMax].some((p) => p < 1024 || p > 65535)) {
+      return; // the bad port is reported already
+    }
+    const count = portMax - portMin + 1;
+    if (count < MIN_RTP_PORTS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['portMax'],
+        message:
+          `${portMin}-${portMax} is ${count} ports, fewer than ` +
+          `${MIN_RTP_PORTS}: each call takes four (RTP and RTCP on both ` +
+          'legs), so the range must hold at least ' +
+          `${MIN_RTP_PORTS} (portMax ${portMin + MIN_RTP_PORTS - 1} or more)`,
+      });
+    }
+    const taken = listeningPortsIn({ portMin, portMax }, SBC_PORTS);
+    if (taken.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message:
+          `${portMin}-${portMax} holds ports the SBC listens on: ` +
+          `${taken.map((port) => port.text).join(', ')}; choose a range ` +
+          'clear of them, such as the default 30000-40000',
+      });
     }
   })
   .prefault({})
-  .meta({ description: "rtpengine's port range; the firewall opens it too" });
+  .meta({
+    description:
+      "rtpengine's UDP port range; the firewall opens it to the media " +
+      `sources. At least ${MIN_RTP_PORTS} ports, from 1024, clear of the ` +
+      `SBC's own ports (${Object.values(SBC_PORTS).join(', ')})`,
+  });
 
 const sip = z
   .strictObject({
-    healthCheckSources: cidrList.default([]).meta({
-      description:
-        'Sources allowed to reach SIP for health checks (load balancers, ' +
-        'monitors); they get OPTIONS answered and nothing else',
-    }),
+    healthCheckSources: cidrList('health')
+      .default([])
+      .meta({
+        description:
+          'Sources allowed to reach SIP for health checks (load balancers, ' +
+          'monitors); they get OPTIONS answered and nothing else',
+      }),
     answerOptionsFromUnknown: z
       .boolean()
       .default(false)
@@ -274,9 +457,13 @@ const sip = z
 
 const admin = z
   .strictObject({
-    sshCidrs: cidrList.default([]).meta({
-      description: 'Who may reach SSH; empty closes it (use Session Manager)',
-    }),
+    sshCidrs: cidrList('ssh')
+      .default([])
+      .meta({
+        description:
+          'Who may reach SSH, each block IPv4 /8 or IPv6 /32 at the widest; ' +
+          'empty closes it (use Session Manager)',
+      }),
   })
   .prefault({});
 
@@ -312,7 +499,10 @@ export const SipProfileSchema = z
     admin,
   })
   .superRefine((profile, ctx) => {
-    for (const problem of overlappingSources(profile)) {
+    for (const problem of [
+      ...overlappingSources(profile),
+      ...routingLoops(profile),
+    ]) {
       ctx.addIssue({ code: 'custom', ...problem });
     }
   })
@@ -384,6 +574,59 @@ export function overlappingSources(
         message:
           `overlaps ${clash.text} of ${clash.owner}: ` +
           'a SIP source belongs to one peer only',
+      });
+    }
+  });
+  return problems;
+}
+
+/** The same host: equal names, or one address written two ways. */
+function sameHost(a: string, b: string): boolean {
+  const family = isIP(a);
+  if (family === 0 || family !== isIP(b)) {
+    return a === b;
+  }
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  const list = new BlockList();
+  list.addAddress(a, type);
+  return list.check(b, type);
+}
+
+/**
+ * Destinations that send a call back where it came from: the SBC itself,
+ * or a carrier that is in fact the Genesys termination host.
+ */
+export function routingLoops(profile: {
+  sbc: { fqdn: string };
+  genesys: { termination: { host: string } };
+  carriers: Array<{ host: string }>;
+}): Array<{ path: (string | number)[]; message: string }> {
+  const self = profile.sbc.fqdn;
+  const genesys = profile.genesys.termination.host;
+  const problems: Array<{ path: (string | number)[]; message: string }> = [];
+  if (sameHost(genesys, self)) {
+    problems.push({
+      path: ['genesys', 'termination', 'host'],
+      message:
+        `${genesys} is the SBC itself (sbc.fqdn): calls from the carriers ` +
+        "would loop back into it; give the trunk's termination host",
+    });
+  }
+  profile.carriers.forEach((carrier, index) => {
+    const path = ['carriers', index, 'host'];
+    if (sameHost(carrier.host, self)) {
+      problems.push({
+        path,
+        message:
+          `${carrier.host} is the SBC itself (sbc.fqdn): calls from ` +
+          "Genesys would loop back into it; give the carrier's SIP host",
+      });
+    } else if (sameHost(carrier.host, genesys)) {
+      problems.push({
+        path,
+        message:
+          `${carrier.host} is the Genesys termination host: calls from ` +
+          "Genesys would go back to Genesys; give the carrier's SIP host",
       });
     }
   });
