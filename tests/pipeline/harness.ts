@@ -96,6 +96,8 @@ export async function runPipeline(
     settings?: (defaults: PipelineSettings) => PipelineSettings;
     clock?: SimulatedClock;
     input?: unknown;
+    /** The launch templates Publish writes (the world's first one). */
+    launchTemplateIds?: readonly string[];
   } = {},
 ): Promise<PipelineRun> {
   const clock = options.clock ?? new SimulatedClock();
@@ -131,9 +133,10 @@ export async function runPipeline(
     builderVersion: '0.1.0',
     publisher: new SsmPublisher(new SSMClient({ region: REGION }), ec2, {
       parameterPrefix: '/sbc-ami',
-      launchTemplateIds: [LAUNCH_TEMPLATE_ID],
+      launchTemplateIds: options.launchTemplateIds ?? [LAUNCH_TEMPLATE_ID],
       setDefaultVersion: true,
       readBackRetries: 1,
+      undoDelayMs: 0,
     }),
     notifier: new SnsNotifier(new SNSClient({ region: REGION }), TOPIC_ARN),
     sweeper: new Ec2LeftoverSweeper({ ec2, retryDelayMs: 0 }),

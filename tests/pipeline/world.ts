@@ -16,6 +16,7 @@ import {
   CreateLaunchTemplateVersionCommand,
   CreateTagsCommand,
   DeleteKeyPairCommand,
+  DeleteLaunchTemplateVersionsCommand,
   DeleteSecurityGroupCommand,
   DeleteSnapshotCommand,
   DeregisterImageCommand,
@@ -42,6 +43,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
+  DeleteParameterCommand,
   GetParameterCommand,
   GetParameterHistoryCommand,
   GetParametersByPathCommand,
@@ -91,6 +93,34 @@ export const EXAMPLE_PROFILE = readFileSync(
 );
 
 const RUNNING = { state: 'running', checks: 'ok' };
+
+/** The image the example profile's parameter held before a run. */
+export const PREVIOUS_IMAGE_ID = 'ami-0previous00000001';
+
+/** A second launch template, configured only by the tests that use it. */
+export const SECOND_TEMPLATE_ID = 'lt-0def5678abc123456';
+
+/** One launch template: its versions' images, its default and its latest. */
+export interface TemplateState {
+  readonly versions: Map<number, string>;
+  defaultVersion: number;
+  /** The highest number ever given: EC2 never reuses a deleted one. */
+  latestVersion: number;
+}
+
+function templateState(): TemplateState {
+  return {
+    versions: new Map([
+      ...[1, 2, 3, 4, 5].map((v): [number, string] => [
+        v,
+        `ami-0older0000000000${v}`,
+      ]),
+      [6, PREVIOUS_IMAGE_ID],
+    ]),
+    defaultVersion: 6,
+    latestVersion: 6,
+  };
+}
 
 /** A build status CodeBuild reports, in the order the checks see them. */
 export interface BuildLook {
@@ -152,7 +182,26 @@ export class AwsWorld {
   readonly builds: string[] = [];
   readonly objects = new Map<string, string>();
   imageDeregistered = false;
-  parameterValue: string | undefined;
+  /**
+   * The parameter's values, oldest first (its history); empty when it does
+   * not exist. Versions are 1-based positions.
+   */
+  parameterHistory: string[] = [];
+  /**
+   * Launch templates by id. Each has versions 1 to 6, the default (6)
+   * naming the previously published image. The parameter starts absent:
+   * a test that needs a previous value sets it.
+   */
+  readonly launchTemplates = new Map<string, TemplateState>([
+    [LAUNCH_TEMPLATE_ID, templateState()],
+    [SECOND_TEMPLATE_ID, templateState()],
+  ]);
+  /**
+   * Refusals by operation (`ModifyLaunchTemplate`), or by operation and
+   * launch template (`CreateLaunchTemplateVersion lt-…`): error names in
+   * call order, `null` for a call that goes through.
+   */
+  readonly refusals = new Map<string, (string | null)[]>();
   private buildChecks = 0;
   private imageLooksSeen = 0;
   private instanceLooksSeen = 0;
@@ -172,6 +221,51 @@ export class AwsWorld {
     this.wireSsm();
     this.sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
     kmsSignsWith(this.kms, this.key);
+  }
+
+  /** The parameter's current value; setting it is a PutParameter. */
+  get parameterValue(): string | undefined {
+    return this.parameterHistory.at(-1);
+  }
+
+  set parameterValue(value: string | undefined) {
+    if (value === undefined) {
+      this.parameterHistory = [];
+    } else {
+      this.parameterHistory.push(value);
+    }
+  }
+
+  /** A launch template's state. */
+  template(id = LAUNCH_TEMPLATE_ID): TemplateState {
+    const template = this.launchTemplates.get(id);
+    if (template === undefined) {
+      throw new Error(`no launch template ${id}`);
+    }
+    return template;
+  }
+
+  /**
+   * Queues the outcomes of the next calls of an operation (`key`: the
+   * operation, or the operation and a launch template id): an error name
+   * refuses that call, `null` lets it through.
+   */
+  refuse(key: string, ...outcomes: (string | null)[]): void {
+    this.refusals.set(key, [...(this.refusals.get(key) ?? []), ...outcomes]);
+  }
+
+  /** Throws the next queued refusal of the call, if any. */
+  private refusal(operation: string, templateId?: string): void {
+    for (const key of [`${operation} ${templateId}`, operation]) {
+      const queue = this.refusals.get(key);
+      if (queue !== undefined && queue.length > 0) {
+        const name = queue.shift();
+        if (name !== null && name !== undefined) {
+          throw Object.assign(new Error(`${name} for ${key}`), { name });
+        }
+        return;
+      }
+    }
   }
 
   /** Releases the client mocks. */
@@ -389,23 +483,134 @@ export class AwsWorld {
         { InstanceId: INSTANCE_ID, PreviousState: { Name: 'running' } },
       ],
     });
-    this.ec2.on(CreateLaunchTemplateVersionCommand).resolves({
-      LaunchTemplateVersion: {
-        LaunchTemplateId: LAUNCH_TEMPLATE_ID,
-        VersionNumber: 7,
-      },
-    });
-    this.ec2.on(ModifyLaunchTemplateCommand).resolves({});
+    this.wireLaunchTemplates();
   }
 
-  /** Listings of the retention policy and the leftover sweep: empty account. */
-  private wireRetentionListings(): void {
+  /** Launch templates with versions, a default, and refusals on demand. */
+  private wireLaunchTemplates(): void {
+    const find = (id: string | undefined) => {
+      const template = this.launchTemplates.get(id ?? '');
+      if (template === undefined) {
+        throw Object.assign(new Error(`no launch template ${id}`), {
+          name: 'InvalidLaunchTemplateId.NotFound',
+        });
+      }
+      return template;
+    };
     this.ec2
       .on(DescribeLaunchTemplatesCommand)
-      .resolves({ LaunchTemplates: [] });
-    this.ec2.on(DescribeLaunchTemplateVersionsCommand).resolves({
-      LaunchTemplateVersions: [],
-    });
+      .callsFake((input: DescribeLaunchTemplatesCommand['input']) => {
+        this.refusal('DescribeLaunchTemplates');
+        const ids = input.LaunchTemplateIds ?? [...this.launchTemplates.keys()];
+        return {
+          LaunchTemplates: ids.map((id) => {
+            const template = find(id);
+            return {
+              LaunchTemplateId: id,
+              LaunchTemplateName: `sbc-${id}`,
+              DefaultVersionNumber: template.defaultVersion,
+              LatestVersionNumber: template.latestVersion,
+            };
+          }),
+        };
+      });
+    this.ec2
+      .on(DescribeLaunchTemplateVersionsCommand)
+      .callsFake((input: DescribeLaunchTemplateVersionsCommand['input']) => {
+        this.refusal('DescribeLaunchTemplateVersions');
+        const id = input.LaunchTemplateId ?? '';
+        const template = find(id);
+        const imageFilter = input.Filters?.find((f) => f.Name === 'image-id');
+        return {
+          LaunchTemplateVersions: [...template.versions]
+            .filter(
+              ([, imageId]) =>
+                imageFilter === undefined ||
+                (imageFilter.Values ?? []).includes(imageId),
+            )
+            .map(([version, imageId]) => ({
+              LaunchTemplateId: id,
+              VersionNumber: version,
+              DefaultVersion: version === template.defaultVersion,
+              LaunchTemplateData: { ImageId: imageId },
+            })),
+        };
+      });
+    this.ec2
+      .on(CreateLaunchTemplateVersionCommand)
+      .callsFake((input: CreateLaunchTemplateVersionCommand['input']) => {
+        this.refusal('CreateLaunchTemplateVersion', input.LaunchTemplateId);
+        const template = find(input.LaunchTemplateId);
+        template.latestVersion += 1;
+        const version = template.latestVersion;
+        template.versions.set(
+          version,
+          input.LaunchTemplateData?.ImageId ?? 'ami-none',
+        );
+        return {
+          LaunchTemplateVersion: {
+            LaunchTemplateId: input.LaunchTemplateId,
+            VersionNumber: version,
+          },
+        };
+      });
+    this.ec2
+      .on(ModifyLaunchTemplateCommand)
+      .callsFake((input: ModifyLaunchTemplateCommand['input']) => {
+        this.refusal('ModifyLaunchTemplate', input.LaunchTemplateId);
+        const template = find(input.LaunchTemplateId);
+        const version = Number(input.DefaultVersion);
+        if (!template.versions.has(version)) {
+          throw Object.assign(new Error(`no version ${version}`), {
+            name: 'InvalidLaunchTemplateVersion.NotFound',
+          });
+        }
+        template.defaultVersion = version;
+        return {};
+      });
+    this.ec2
+      .on(DeleteLaunchTemplateVersionsCommand)
+      .callsFake((input: DeleteLaunchTemplateVersionsCommand['input']) => {
+        this.refusal('DeleteLaunchTemplateVersions', input.LaunchTemplateId);
+        const id = input.LaunchTemplateId ?? '';
+        const template = find(id);
+        const deleted = [];
+        const refused = [];
+        for (const version of (input.Versions ?? []).map(Number)) {
+          if (version === template.defaultVersion) {
+            refused.push({
+              LaunchTemplateId: id,
+              VersionNumber: version,
+              ResponseError: {
+                Code: 'unexpectedError' as const,
+                Message: 'the default version cannot be deleted',
+              },
+            });
+          } else if (template.versions.delete(version)) {
+            deleted.push({ LaunchTemplateId: id, VersionNumber: version });
+          } else {
+            refused.push({
+              LaunchTemplateId: id,
+              VersionNumber: version,
+              ResponseError: {
+                Code: 'launchTemplateVersionDoesNotExist' as const,
+                Message: 'no such version',
+              },
+            });
+          }
+        }
+        return {
+          SuccessfullyDeletedLaunchTemplateVersions: deleted,
+          UnsuccessfullyDeletedLaunchTemplateVersions: refused,
+        };
+      });
+  }
+
+  /**
+   * Listings of the retention policy and the leftover sweep: no other
+   * images, groups or configurations (launch templates are wired apart).
+   */
+  private wireRetentionListings(): void {
     this.ec2
       .on(DescribeKeyPairsCommand)
       .callsFake((input: DescribeKeyPairsCommand['input']) => ({
@@ -439,33 +644,58 @@ export class AwsWorld {
   }
 
   private wireSsm(): void {
+    const notFound = () =>
+      Object.assign(new Error(`parameter ${PARAMETER_NAME} not found`), {
+        name: 'ParameterNotFound',
+      });
     this.ssm
       .on(PutParameterCommand)
       .callsFake((input: PutParameterCommand['input']) => {
+        this.refusal('PutParameter');
         this.parameterValue = input.Value;
-        return { Version: 4 };
+        return { Version: this.parameterHistory.length };
       });
     this.ssm
       .on(GetParameterCommand)
-      .callsFake((input: GetParameterCommand['input']) => ({
-        Parameter: {
-          Name: input.Name,
-          Value: this.parameterValue,
-          DataType: 'aws:ec2:image',
-        },
-      }));
+      .callsFake((input: GetParameterCommand['input']) => {
+        if (this.parameterValue === undefined) {
+          throw notFound();
+        }
+        return {
+          Parameter: {
+            Name: input.Name,
+            Value: this.parameterValue,
+            DataType: 'aws:ec2:image',
+            Version: this.parameterHistory.length,
+          },
+        };
+      });
+    this.ssm.on(DeleteParameterCommand).callsFake(() => {
+      this.refusal('DeleteParameter');
+      if (this.parameterValue === undefined) {
+        throw notFound();
+      }
+      this.parameterValue = undefined;
+      return {};
+    });
     this.ssm.on(GetParametersByPathCommand).callsFake(() => ({
       Parameters:
         this.parameterValue === undefined
           ? []
           : [{ Name: PARAMETER_NAME, Value: this.parameterValue }],
     }));
-    this.ssm.on(GetParameterHistoryCommand).callsFake(() => ({
-      Parameters:
-        this.parameterValue === undefined
-          ? []
-          : [{ Value: this.parameterValue }],
-    }));
+    this.ssm.on(GetParameterHistoryCommand).callsFake(() => {
+      if (this.parameterValue === undefined) {
+        throw notFound();
+      }
+      return {
+        Parameters: this.parameterHistory.map((value, index) => ({
+          Name: PARAMETER_NAME,
+          Value: value,
+          Version: index + 1,
+        })),
+      };
+    });
   }
 
   /** The builder's leftovers, for a listing filtered on this run's tag. */

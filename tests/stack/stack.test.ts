@@ -1265,6 +1265,59 @@ describe('IAM', () => {
     ]);
   });
 
+  it('lets Publish undo what it changed, and DiscardImage see what uses an image', () => {
+    // Prepare
+    const underPrefix =
+      `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:` +
+      'parameter/sbc-ami/*';
+
+    // Act
+    const sid = (owner: string, name: string) =>
+      statementBySid(main.template, owner, name);
+    // The statements CloudFormation keeps, conditions evaluated.
+    const sids = (template: Template, owner: string) =>
+      (
+        resource(template, owner).Properties.Policies[0].PolicyDocument
+          .Statement as unknown[]
+      )
+        .map((item) => chosen(template, item) as Statement)
+        .map((item) => item.Sid);
+
+    // Assess: the parameter's undo stays under the prefix.
+    const write = sid('PublishRole', 'WritePublishedImage');
+    expect(actionsOf(write)).toContain('ssm:DeleteParameter');
+    expect(resourceStrings(write.Resource)).toEqual([underPrefix]);
+    // Versions are deleted on the configured templates only.
+    expect(actionsOf(sid('PublishRole', 'NewLaunchTemplateVersion'))).toContain(
+      'ec2:DeleteLaunchTemplateVersions',
+    );
+    expect(actionsOf(sid('PublishRole', 'ReadLaunchTemplates'))).toEqual([
+      'ec2:DescribeLaunchTemplates',
+    ]);
+    // DiscardImage reads the history under the prefix, and the versions.
+    const history = sid('DiscardImageRole', 'ReadPublishedHistory');
+    expect(actionsOf(history)).toEqual(['ssm:GetParameterHistory']);
+    expect(resourceStrings(history.Resource)).toEqual([underPrefix]);
+    expect(
+      actionsOf(sid('DiscardImageRole', 'ReadLaunchTemplateVersions')),
+    ).toEqual(['ec2:DescribeLaunchTemplateVersions']);
+    const discard = [...functions(main.template)].find(
+      ([, fn]) => fn.Properties.Handler === 'functions/discard-image.handler',
+    )?.[1];
+    expect(discard?.Properties.Environment.Variables).toMatchObject({
+      PARAMETER_PREFIX: '/sbc-ami',
+      LAUNCH_TEMPLATE_IDS: MAIN_PARAMS.launchTemplateIds,
+    });
+    // Without launch templates, no template statement at all.
+    expect(sids(main.template, 'PublishRole')).toContain('ReadLaunchTemplates');
+    expect(sids(alternate.template, 'PublishRole')).not.toContain(
+      'ReadLaunchTemplates',
+    );
+    expect(sids(alternate.template, 'DiscardImageRole')).not.toContain(
+      'ReadLaunchTemplateVersions',
+    );
+  });
+
   it('lets Publish change the configured launch templates only', () => {
     // Act
     const statement = statementBySid(

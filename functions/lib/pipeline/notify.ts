@@ -90,9 +90,12 @@ export async function notifyOutcome(
 }
 
 /**
- * The caught error as one readable line. Lambda wraps a function's error
- * in a JSON cause (`errorType`, `errorMessage`); the states language's own
- * errors carry plain text.
+ * The caught error as one readable line, its cause included. Lambda wraps
+ * a function's error in a JSON cause (`errorType`, `errorMessage`, never
+ * the error's own `cause`, which is why the pipeline's errors put their
+ * cause in their message); the states language's own errors carry plain
+ * text. When the error type inside differs from the caught name (a runtime
+ * crash caught as `States.TaskFailed`), it is kept too.
  */
 export function readableError(error: CaughtError | undefined): string {
   if (error === undefined) {
@@ -100,9 +103,16 @@ export function readableError(error: CaughtError | undefined): string {
   }
   const cause = error.Cause ?? '';
   try {
-    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    const parsed = JSON.parse(cause) as {
+      errorType?: unknown;
+      errorMessage?: unknown;
+    };
     if (typeof parsed.errorMessage === 'string') {
-      return `${error.Error}: ${parsed.errorMessage}`;
+      const type =
+        typeof parsed.errorType === 'string' && parsed.errorType !== error.Error
+          ? `${parsed.errorType}: `
+          : '';
+      return `${error.Error}: ${type}${parsed.errorMessage}`;
     }
   } catch {
     // not JSON: the cause is the message itself

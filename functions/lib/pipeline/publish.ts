@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { TAG_VALIDATED } from '../constants.ts';
-import { isThrottling, PublishError } from '../errors.ts';
+import {
+  describeError,
+  isThrottling,
+  PublishError,
+  ThrottledError,
+} from '../errors.ts';
 import type { ImageStore, Publisher, PublishResult } from '../ports.ts';
 
 export const PublishInputSchema = z.strictObject({
@@ -20,7 +25,8 @@ export interface PublishDeps {
 /**
  * Marks the image validated, then points the profile's published value
  * (SSM parameter, launch template) at it. Only a smoke-tested, signed image
- * reaches this step.
+ * reaches this step. The publisher publishes all or nothing; its errors
+ * already say what failed and what was rolled back, and pass unchanged.
  */
 export async function publishImage(
   input: PublishInput,
@@ -37,12 +43,22 @@ export async function publishImage(
       description: `${input.profileName} run ${input.runId}`,
     });
   } catch (error) {
-    if (isThrottling(error) || error instanceof PublishError) {
+    if (error instanceof ThrottledError || error instanceof PublishError) {
       throw error;
     }
-    throw new PublishError(`publishing ${input.imageId} failed`, {
-      cause: error,
-      data: { imageId: input.imageId },
-    });
+    const data = { imageId: input.imageId };
+    if (isThrottling(error)) {
+      // Only the name ThrottledError is retried by the state machine.
+      throw new ThrottledError(
+        `publishing ${input.imageId} was throttled: ${describeError(error)}`,
+        { cause: error, data },
+      );
+    }
+    // Lambda reports an error's name and message only, never its cause:
+    // the message must carry it to the failure notice.
+    throw new PublishError(
+      `publishing ${input.imageId} failed: ${describeError(error)}`,
+      { cause: error, data },
+    );
   }
 }

@@ -1,6 +1,11 @@
 import { z } from 'zod';
-import { describeError, isThrottling } from '../errors.ts';
-import type { BuildRunner, ImageStore, LeftoverSweeper } from '../ports.ts';
+import { describeError, isThrottling, ThrottledError } from '../errors.ts';
+import type {
+  BuildRunner,
+  ImageStore,
+  LeftoverSweeper,
+  Publisher,
+} from '../ports.ts';
 import { discardImage } from '../retention/deletion.ts';
 
 const RunFields = {
@@ -10,6 +15,8 @@ const RunFields = {
 
 export const DiscardInputSchema = z.strictObject({
   ...RunFields,
+  /** The profile whose published value must not be discarded. */
+  profileName: z.string().min(1),
   /** Null when the run never got as far as an image. */
   imageId: z.string().min(1).nullable(),
   /** The snapshots the image check recorded for it. */
@@ -32,17 +39,52 @@ export interface RollbackReport {
 }
 
 /**
+ * A publisher that can also name the launch template versions using an
+ * image (the AWS one: its configured templates).
+ */
+export interface TemplateReferences {
+  launchTemplateVersionsUsing(imageId: string): Promise<string[]>;
+}
+
+export interface DiscardDeps {
+  readonly images: ImageStore;
+  readonly publisher: Publisher & Partial<TemplateReferences>;
+}
+
+/**
  * Failure path: deregisters the run's image, then deletes exactly the
- * snapshots recorded for it. Never throws for what it cannot delete.
+ * snapshots recorded for it. An image still in use is left, with the
+ * reason: the profile's current published value, or named by a launch
+ * template version (a publish that failed half way and could not roll
+ * back, or a Publish killed by its timeout). Never throws for what it
+ * cannot delete; a throttled check is thrown as `ThrottledError`, so the
+ * state machine retries.
  */
 export async function discardRunImage(
   input: DiscardInput,
-  deps: { readonly images: ImageStore },
+  deps: DiscardDeps,
 ): Promise<RollbackReport> {
   if (input.imageId === null) {
     return { removed: [], leftBehind: [] };
   }
-  const result = await discardImage(deps.images, input.imageId, {
+  const imageId = input.imageId;
+
+  const uses = await usesOf(imageId, input.profileName, deps.publisher);
+  if (uses.length > 0) {
+    const snapshots =
+      input.snapshotIds.length === 0
+        ? ''
+        : ` and its snapshots ${input.snapshotIds.join(', ')}`;
+    return {
+      removed: [],
+      leftBehind: [
+        `${imageId}${snapshots} kept, still in use: ${uses.join('; ')}; ` +
+          'point these at another image, then deregister it by hand',
+      ],
+    };
+  }
+
+  const result = await discardImage(deps.images, imageId, {
     snapshotIds: input.snapshotIds,
     runId: input.runId,
   });
@@ -53,6 +95,52 @@ export async function discardRunImage(
       ...result.errors.map((error) => `${error.id}: ${error.reason}`),
     ],
   };
+}
+
+/**
+ * Where the image is still published or referenced. A check that fails
+ * counts as a use: an image is never deregistered on a guess.
+ */
+async function usesOf(
+  imageId: string,
+  profileName: string,
+  publisher: DiscardDeps['publisher'],
+): Promise<string[]> {
+  const uses: string[] = [];
+  try {
+    const [current] = await publisher.history(profileName);
+    if (current === imageId) {
+      uses.push(`the published value of profile ${profileName}`);
+    }
+  } catch (error) {
+    rethrowThrottling(error);
+    uses.push(
+      `cannot tell whether it is the published value of ${profileName} ` +
+        `(${describeError(error)})`,
+    );
+  }
+
+  if (publisher.launchTemplateVersionsUsing !== undefined) {
+    try {
+      uses.push(...(await publisher.launchTemplateVersionsUsing(imageId)));
+    } catch (error) {
+      rethrowThrottling(error);
+      uses.push(
+        'cannot tell whether a launch template names it ' +
+          `(${describeError(error)})`,
+      );
+    }
+  }
+  return uses;
+}
+
+function rethrowThrottling(error: unknown): void {
+  if (error instanceof ThrottledError) {
+    throw error;
+  }
+  if (isThrottling(error)) {
+    throw new ThrottledError('discard check was throttled', { cause: error });
+  }
 }
 
 /**
