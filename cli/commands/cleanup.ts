@@ -1,8 +1,13 @@
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { CodeBuildClient } from '@aws-sdk/client-codebuild';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Command } from 'commander';
 import {
   ConfigurationError,
   describeError,
 } from '../../functions/lib/errors.ts';
+import { localPolicy } from '../../functions/lib/local/deps.ts';
 import { localPaths } from '../../functions/lib/local/paths.ts';
 import { LocalRegistryPublisher } from '../../functions/lib/local/publisher.ts';
 import {
@@ -16,6 +21,7 @@ import {
   runCleanup,
 } from '../../functions/lib/retention/index.ts';
 import { EXIT_FAILED, EXIT_OK, UsageError } from '../exit.ts';
+import { AWS_LIMITS_HELP, awsClient, explainAwsError } from '../lib/aws.ts';
 import type { RegisterCommand } from '../main.ts';
 
 export interface CleanupCommandOptions {
@@ -44,8 +50,10 @@ a run id) are removed once their build is over and they are old enough.
 
 Policy variables: RETENTION_KEEP_PUBLISHED, RETENTION_KEEP_VALIDATED,
 RETENTION_GRACE_HOURS, RETENTION_MAX_DELETES, RETENTION_LEFTOVER_AGE_HOURS,
-RETENTION_IN_USE_RETRIES. AWS: PARAMETER_PREFIX (default /sbc-ami),
-CODEBUILD_PROJECT, and the usual AWS region and credentials.
+RETENTION_IN_USE_RETRIES. With --local the grace window is 1 h unless
+RETENTION_GRACE_HOURS is set, as in the local pipeline's own cleanup.
+AWS: PARAMETER_PREFIX (default /sbc-ami), CODEBUILD_PROJECT, and the usual
+AWS region and credentials. ${AWS_LIMITS_HELP}
 
 Exit codes: 0 done (or dry run), 1 something could not be deleted or
 listing failed, 2 usage or configuration error.`;
@@ -111,8 +119,8 @@ export async function runCleanupCommand(
     ? undefined
     : (line: string) => err(`cleanup: ${line}`);
   const deps = options.local
-    ? localDeps(options, progress)
-    : awsDeps(options, env, progress, context.retryDelayMs);
+    ? localDeps(options, env, progress)
+    : await awsDeps(options, env, progress, context.retryDelayMs);
 
   const report = await runCleanup(deps, {
     dryRun: options.apply !== true,
@@ -141,7 +149,8 @@ function readPolicy(
     maxDeletes = Number(options.maxDeletes);
   }
   try {
-    const policy = policyFromEnv(env);
+    // The plan of --local must be the one the next local run carries out.
+    const policy = options.local ? localPolicy(env) : policyFromEnv(env);
     return maxDeletes === undefined ? policy : { ...policy, maxDeletes };
   } catch (error) {
     throw asUsage(error);
@@ -150,6 +159,7 @@ function readPolicy(
 
 function localDeps(
   options: CleanupCommandOptions,
+  env: NodeJS.ProcessEnv,
   progress: ((line: string) => void) | undefined,
 ): CleanupDeps {
   for (const [flag, value] of [
@@ -161,7 +171,7 @@ function localDeps(
       throw new UsageError(`${flag} does not apply to --local`);
     }
   }
-  const paths = localPaths();
+  const paths = localPaths(env.SBC_AMI_HOME);
   return localCleanupDeps({
     paths,
     publisher: new LocalRegistryPublisher(paths.registry),
@@ -169,12 +179,12 @@ function localDeps(
   });
 }
 
-function awsDeps(
+async function awsDeps(
   options: CleanupCommandOptions,
   env: NodeJS.ProcessEnv,
   progress: ((line: string) => void) | undefined,
   retryDelayMs: number | undefined,
-): CleanupDeps {
+): Promise<CleanupDeps> {
   const projectName = options.project ?? env.CODEBUILD_PROJECT;
   if (projectName === undefined || projectName.trim() === '') {
     throw new UsageError(
@@ -182,9 +192,21 @@ function awsDeps(
         'CODEBUILD_PROJECT (cleanup asks it which builds still run)',
     );
   }
+  if (options.region !== undefined && options.region.trim() === '') {
+    throw new UsageError('--region must name an AWS region');
+  }
+  const config = options.region === undefined ? {} : { region: options.region };
+  const clients = {
+    ec2: awsClient(EC2Client, config, env),
+    autoScaling: awsClient(AutoScalingClient, config, env),
+    ssm: awsClient(SSMClient, config, env),
+    codeBuild: awsClient(CodeBuildClient, config, env),
+  };
+  let deps: CleanupDeps;
   try {
-    return awsCleanupDeps({
+    deps = awsCleanupDeps({
       region: options.region,
+      clients,
       parameterPrefix:
         options.parameterPrefix ??
         env.PARAMETER_PREFIX ??
@@ -207,6 +229,13 @@ function awsDeps(
     }
     throw asUsage(error);
   }
+  try {
+    // Known before listing starts: four services would each say it is missing.
+    await clients.ec2.config.region();
+  } catch (error) {
+    throw explainAwsError(error) ?? error;
+  }
+  return deps;
 }
 
 function verdict(report: CleanupReport): number {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import {
   formatReport,
   GENESYS_CIPHERS,
+  LIMITS,
   type ProbeOptions,
   ProbeOptionsError,
   type ProbeReport,
@@ -99,15 +100,13 @@ function toOptions(host: string, flags: ProbeFlags): ProbeOptions {
     host,
     ...(flags.sni === undefined ? {} : { sni: flags.sni }),
     ...(flags.ca === undefined ? {} : { caFile: flags.ca }),
-    udpPort: whole('--udp-port', flags.udpPort),
-    tcpPort: whole('--tcp-port', flags.tcpPort),
-    tlsPort: whole('--tls-port', flags.tlsPort),
-    minDays: whole('--min-days', flags.minDays),
-    timeoutMs: whole('--timeout', flags.timeout),
+    udpPort: whole('--udp-port', flags.udpPort, PORT),
+    tcpPort: whole('--tcp-port', flags.tcpPort, PORT),
+    tlsPort: whole('--tls-port', flags.tlsPort, PORT),
+    minDays: whole('--min-days', flags.minDays, DAYS),
+    timeoutMs: whole('--timeout', flags.timeout, TIMEOUT),
     closed: asUsage(() => parseClosedPorts(flags.closed ?? '')),
-    acceptedStatuses: flags.accept
-      .split(',')
-      .map((item) => whole('--accept', item.trim())),
+    acceptedStatuses: statuses(flags.accept),
     allowedCiphers: flags.ciphers
       .split(':')
       .map((item) => item.trim())
@@ -141,9 +140,42 @@ function usageErrorFrom(error: unknown): unknown {
   return new UsageError(`${flag}: ${error.problem}`, { cause: error });
 }
 
-function whole(flag: string, text: string): number {
-  if (!/^[0-9]{1,9}$/.test(text)) {
-    throw new UsageError(`${flag}: ${JSON.stringify(text)} is not a number`);
+/** What a number flag takes, for the message when it gets something else. */
+interface NumberFlag {
+  readonly what: string;
+  readonly min: number;
+  readonly max: number;
+}
+
+const PORT: NumberFlag = { what: 'a port', ...LIMITS.port };
+const DAYS: NumberFlag = { what: 'a whole number of days', ...LIMITS.minDays };
+const TIMEOUT: NumberFlag = {
+  what: 'a whole number of milliseconds',
+  ...LIMITS.timeoutMs,
+};
+const STATUS: NumberFlag = { what: 'a SIP status', ...LIMITS.status };
+
+/** A whole number within the flag's range, or a usage error saying so. */
+function whole(flag: string, text: string, spec: NumberFlag): number {
+  const trimmed = text.trim();
+  const number = /^[0-9]{1,9}$/.test(trimmed) ? Number(trimmed) : Number.NaN;
+  if (!(number >= spec.min && number <= spec.max)) {
+    throw new UsageError(
+      `${flag}: must be ${spec.what} from ${spec.min} to ${spec.max}, ` +
+        `got ${JSON.stringify(text)}`,
+    );
   }
-  return Number(text);
+  return number;
+}
+
+/** `--accept 200,202`: each item a status, named by its place. */
+function statuses(text: string): number[] {
+  const items = text.split(',');
+  return items.map((item, index) =>
+    whole(
+      items.length > 1 ? `--accept item ${index + 1}` : '--accept',
+      item,
+      STATUS,
+    ),
+  );
 }

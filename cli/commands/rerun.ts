@@ -131,7 +131,10 @@ export async function runRerun(
   const execution = resolveExecution(text, () =>
     resolveStateMachine(options.stateMachine, env),
   );
-  const client = sfnClient(resolveRegion(options.region, execution.region));
+  const client = sfnClient(
+    resolveRegion(options.region, execution.region),
+    env,
+  );
 
   const result = await withAwsConfiguration(execution.arn, async () => {
     const described = await describeExecution(client, execution);

@@ -24,6 +24,7 @@ import {
   resolveRegion,
   resolveStateMachine,
   sfnClient,
+  stateMachineLabel,
   TARGET_HELP,
 } from '../lib/target.ts';
 import type { RegisterCommand } from '../main.ts';
@@ -112,10 +113,10 @@ export async function runRun(
   const profile = profileRef(profileKey, options, env);
   const input = executionInput(profile, options.force === true, env);
   const identity = runIdentity(input);
-  const client = sfnClient(region);
+  const client = sfnClient(region, env);
 
   const { result, described } = await withAwsConfiguration(
-    `--state-machine ${machine.arn}`,
+    stateMachineLabel(machine),
     async (): Promise<RunOutcome> => {
       const base = { name: identity.executionName, runId: identity.runId };
       const sentAt = now().getTime();
@@ -150,6 +151,7 @@ export async function runRun(
         region,
         stateMachineName: machine.name,
         name: identity.executionName,
+        stateMachine: machine,
       });
       return {
         result: {

@@ -25,6 +25,7 @@ import {
   resolveRegion,
   resolveStateMachine,
   sfnClient,
+  stateMachineLabel,
   TARGET_HELP,
 } from '../lib/target.ts';
 import {
@@ -141,7 +142,10 @@ export async function runStatus(
   const execution = resolveExecution(text, () =>
     resolveStateMachine(options.stateMachine, env),
   );
-  const client = sfnClient(resolveRegion(options.region, execution.region));
+  const client = sfnClient(
+    resolveRegion(options.region, execution.region),
+    env,
+  );
 
   if (!options.watch) {
     return withAwsConfiguration(execution.arn, async () => {
@@ -165,16 +169,17 @@ async function listExecutions(
   context: ResolvedContext,
 ): Promise<number> {
   const machine = resolveStateMachine(options.stateMachine, context.env);
-  const client = sfnClient(resolveRegion(options.region, machine.region));
-  const page = await withAwsConfiguration(
-    `--state-machine ${machine.arn}`,
-    () =>
-      client.send(
-        new ListExecutionsCommand({
-          stateMachineArn: machine.arn,
-          maxResults: limit,
-        }),
-      ),
+  const client = sfnClient(
+    resolveRegion(options.region, machine.region),
+    context.env,
+  );
+  const page = await withAwsConfiguration(stateMachineLabel(machine), () =>
+    client.send(
+      new ListExecutionsCommand({
+        stateMachineArn: machine.arn,
+        maxResults: limit,
+      }),
+    ),
   );
   const executions = page.executions ?? [];
   if (options.json) {

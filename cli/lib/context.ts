@@ -1,5 +1,5 @@
 import { UsageError } from '../exit.ts';
-import { isAwsError } from './executions.ts';
+import { explainAwsError } from './aws.ts';
 
 /**
  * What a command reads from its surroundings. Every field defaults to the
@@ -54,16 +54,12 @@ export function integerOption(
   return number;
 }
 
-/** AWS errors that mean the configuration is wrong, not that a run failed. */
-const CONFIGURATION_ERRORS: Record<string, string> = {
-  StateMachineDoesNotExist: 'no such state machine',
-  InvalidArn: 'not a valid ARN',
-  CredentialsProviderError: 'no AWS credentials found',
-};
-
 /**
- * Runs a command's AWS work, turning errors that mean "wrong state machine"
- * or "no credentials" into usage errors (exit 2). Others pass unchanged.
+ * Runs a command's AWS work and explains what fails: no region, no or
+ * rejected credentials, a target that does not exist are usage errors
+ * (exit 2); an unreachable endpoint or a refused call is a failure (exit 1)
+ * naming the call. `what` names what the command works on, with where it
+ * came from (`SBC_AMI_STATE_MACHINE_ARN=arn:...`).
  */
 export async function withAwsConfiguration<T>(
   what: string,
@@ -72,14 +68,6 @@ export async function withAwsConfiguration<T>(
   try {
     return await work();
   } catch (error) {
-    for (const [name, meaning] of Object.entries(CONFIGURATION_ERRORS)) {
-      if (isAwsError(error, name)) {
-        throw new UsageError(
-          `${what}: ${meaning} (${(error as Error).message})`,
-          { cause: error },
-        );
-      }
-    }
-    throw error;
+    throw explainAwsError(error, what) ?? error;
   }
 }

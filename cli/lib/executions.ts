@@ -46,9 +46,14 @@ export async function describeExecution(
     );
   } catch (error) {
     if (isAwsError(error, 'ExecutionDoesNotExist')) {
+      // A name is looked up in the configured state machine: say which.
+      const from =
+        execution.stateMachine === undefined
+          ? ''
+          : `, from ${execution.stateMachine.source}`;
       throw new UsageError(
         `no execution ${execution.name} in state machine ` +
-          `${execution.stateMachineName} (${execution.region})`,
+          `${execution.stateMachineName} (${execution.region}${from})`,
         { cause: error },
       );
     }

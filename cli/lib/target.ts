@@ -1,5 +1,6 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { UsageError } from '../exit.ts';
+import { AWS_LIMITS_HELP, awsClient } from './aws.ts';
 
 /** The deployed state machine, when `--state-machine` is not given. */
 export const STATE_MACHINE_VARIABLE = 'SBC_AMI_STATE_MACHINE_ARN';
@@ -13,7 +14,7 @@ Configuration (a flag wins over its variable):
   --bucket NAME        or ${CONFIG_BUCKET_VARIABLE} (run only)
   --region REGION      default: the region in the ARN, which it must match
 Credentials come from the usual AWS chain (AWS_PROFILE, environment, SSO,
-instance role).`;
+instance role). ${AWS_LIMITS_HELP}`;
 
 /** A state machine ARN, taken apart. */
 export interface StateMachineRef {
@@ -23,6 +24,15 @@ export interface StateMachineRef {
   readonly account: string;
   /** The state machine's name, without a version or alias qualifier. */
   readonly name: string;
+  /** Where the ARN came from: `--state-machine` or the variable. */
+  readonly source: string;
+}
+
+/** `--state-machine ARN` or `SBC_AMI_STATE_MACHINE_ARN=ARN`, for messages. */
+export function stateMachineLabel(machine: StateMachineRef): string {
+  return machine.source.startsWith('--')
+    ? `${machine.source} ${machine.arn}`
+    : `${machine.source}=${machine.arn}`;
 }
 
 /** An execution ARN, taken apart. */
@@ -31,6 +41,8 @@ export interface ExecutionRef {
   readonly region: string;
   readonly stateMachineName: string;
   readonly name: string;
+  /** The state machine it was named in, when given by name. */
+  readonly stateMachine?: StateMachineRef;
 }
 
 // Names are at most 80 of these characters in what this pipeline creates.
@@ -77,6 +89,7 @@ export function resolveStateMachine(
     region: region as string,
     account: account as string,
     name: name as string,
+    source,
   };
 }
 
@@ -151,6 +164,7 @@ export function resolveExecution(
     region: machine.region,
     stateMachineName: machine.name,
     name: text,
+    stateMachine: machine,
   };
 }
 
@@ -181,10 +195,11 @@ export function resolveRegion(
 
 /**
  * The Step Functions client. Throttling and transient faults are retried by
- * the SDK's standard retry strategy (3 attempts, backoff with jitter).
+ * the SDK's standard retry strategy (3 attempts, backoff with jitter), each
+ * attempt bounded in time (`awsClient`).
  */
-export function sfnClient(region: string): SFNClient {
-  return new SFNClient({ region });
+export function sfnClient(region: string, env: NodeJS.ProcessEnv): SFNClient {
+  return awsClient(SFNClient, { region }, env);
 }
 
 function nonEmpty(text: string | undefined): string | undefined {

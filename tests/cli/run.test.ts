@@ -259,8 +259,28 @@ describe('sbc-ami run', () => {
       const code = await run(PROFILE_KEY);
 
       expect(code).toBe(2);
-      expect(complaints()).toContain('no such state machine');
-      expect(complaints()).toContain(STATE_MACHINE_ARN);
+      expect(complaints()).toContain(
+        `sbc-ami: SBC_AMI_STATE_MACHINE_ARN=${STATE_MACHINE_ARN}: no such ` +
+          'state machine',
+      );
+      expect(complaints()).not.toContain('--state-machine');
+    });
+
+    it('names --state-machine when the missing state machine came from it', async () => {
+      const flag = STATE_MACHINE_ARN.replace('prod', 'staging');
+      sfn
+        .on(StartExecutionCommand)
+        .rejects(
+          sfnError('StateMachineDoesNotExist', 'State Machine Does Not Exist'),
+        );
+
+      const code = await run(PROFILE_KEY, '--state-machine', flag);
+
+      expect(code).toBe(2);
+      expect(complaints()).toContain(
+        `sbc-ami: --state-machine ${flag}: no such state machine`,
+      );
+      expect(starts()[0]?.stateMachineArn).toBe(flag);
     });
 
     it('exits 2 for a profile key that is a path', async () => {

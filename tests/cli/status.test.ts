@@ -27,6 +27,7 @@ import {
   SMOKE_CAUSE,
   STATE_MACHINE_ARN,
   serveHistory,
+  sfnError,
   smokeFailureHistory,
   T0,
 } from './fixtures.ts';
@@ -421,6 +422,39 @@ describe('sbc-ami status', () => {
       expect(complaints()).toContain('SBC_AMI_STATE_MACHINE_ARN');
       expect(complaints()).toContain('--state-machine');
       expect(sfn.calls()).toHaveLength(0);
+    });
+
+    it('names the variable the missing state machine came from', async () => {
+      vi.stubEnv('SBC_AMI_STATE_MACHINE_ARN', STATE_MACHINE_ARN);
+      sfn
+        .on(ListExecutionsCommand)
+        .rejects(
+          sfnError('StateMachineDoesNotExist', 'State Machine Does Not Exist'),
+        );
+
+      const code = await cli();
+
+      expect(code).toBe(2);
+      expect(complaints()).toContain(
+        `sbc-ami: SBC_AMI_STATE_MACHINE_ARN=${STATE_MACHINE_ARN}: no such ` +
+          'state machine',
+      );
+      expect(complaints()).not.toContain('--state-machine');
+    });
+
+    it('names the variable when an execution named in its state machine is missing', async () => {
+      vi.stubEnv('SBC_AMI_STATE_MACHINE_ARN', STATE_MACHINE_ARN);
+      sfn
+        .on(DescribeExecutionCommand)
+        .rejects(sfnError('ExecutionDoesNotExist', 'Execution Does Not Exist'));
+
+      const code = await cli(NAME);
+
+      expect(code).toBe(2);
+      expect(complaints()).toContain(
+        `no execution ${NAME} in state machine sbc-ami-pipeline-prod ` +
+          '(eu-west-1, from SBC_AMI_STATE_MACHINE_ARN)',
+      );
     });
 
     it.each([['1'], ['301'], ['soon']])(

@@ -61,14 +61,46 @@ describe('sbc-ami probe usage errors', () => {
   }
 
   it.each([
-    [['--udp-port', 'abc'], '--udp-port: "abc" is not a number'],
-    [['--tcp-port', '0'], '--tcp-port: must be a port from 1 to 65535'],
-    [['--tls-port', '65536'], '--tls-port: must be a port from 1 to 65535'],
-    [['--timeout', '-5'], '--timeout: "-5" is not a number'],
-    [['--min-days', '99999'], '--min-days: must be from 0 to 3650 days'],
+    [
+      ['--udp-port', 'abc'],
+      '--udp-port: must be a port from 1 to 65535, got "abc"',
+    ],
+    [
+      ['--tcp-port', '0'],
+      '--tcp-port: must be a port from 1 to 65535, got "0"',
+    ],
+    [
+      ['--tls-port', '65536'],
+      '--tls-port: must be a port from 1 to 65535, got "65536"',
+    ],
+    [
+      ['--timeout', '-1'],
+      '--timeout: must be a whole number of milliseconds from 1 to 600000, ' +
+        'got "-1"',
+    ],
+    [
+      ['--timeout', '1.5'],
+      '--timeout: must be a whole number of milliseconds from 1 to 600000, ' +
+        'got "1.5"',
+    ],
+    [
+      ['--min-days', '-3'],
+      '--min-days: must be a whole number of days from 0 to 3650, got "-3"',
+    ],
+    [
+      ['--min-days', '99999'],
+      '--min-days: must be a whole number of days from 0 to 3650, got "99999"',
+    ],
     [['--closed', '22/tcp,x'], '--closed: item 2 "x" is not PORT/udp'],
-    [['--accept', '200,9'], '--accept: must be a SIP status from 100 to 699'],
-    [['--ciphers', 'A B'], '--ciphers: must be a cipher name'],
+    [
+      ['--accept', '200,9'],
+      '--accept item 2: must be a SIP status from 100 to 699, got "9"',
+    ],
+    [['--ciphers', 'A B'], '--ciphers: "A B" is not a TLS cipher suite'],
+    [
+      ['--ciphers', 'ECDHE-RSA-AES128-GCM-SHA256:NOPE'],
+      '--ciphers: "NOPE" is not a TLS cipher suite OpenSSL knows',
+    ],
     [['--ca', '/nonexistent/ca.pem'], '--ca: cannot read /nonexistent/ca.pem'],
   ])('exits 2 for %j and names the flag', async (flags, message) => {
     // Prepare

@@ -155,6 +155,35 @@ describe('resolveOptions', () => {
     await expect(outcome).rejects.toThrow(`certificate 1 in ${file}`);
   });
 
+  it('names the allowed cipher OpenSSL does not know', async () => {
+    // Act
+    const outcome = resolveOptions({
+      host: 'h',
+      allowedCiphers: ['ECDHE-RSA-AES128-GCM-SHA256', 'NOPE'],
+    });
+
+    // Assess
+    await expect(outcome).rejects.toMatchObject({
+      name: 'ProbeOptionsError',
+      field: 'allowedCiphers.1',
+      problem: expect.stringMatching(/^"NOPE" is not a TLS cipher suite/),
+    });
+  });
+
+  it('takes cipher names in any case, in the spelling sessions report', async () => {
+    // Act
+    const settings = await resolveOptions({
+      host: 'h',
+      allowedCiphers: ['ecdhe-rsa-aes128-gcm-sha256', 'TLS_AES_128_GCM_SHA256'],
+    });
+
+    // Assess
+    expect(settings.allowedCiphers).toEqual([
+      'ECDHE-RSA-AES128-GCM-SHA256',
+      'TLS_AES_128_GCM_SHA256',
+    ]);
+  });
+
   it('refuses a CA file and a CA text together', async () => {
     await expect(
       resolveOptions({ host: 'h', caFile: 'a', caPem: 'b' }),

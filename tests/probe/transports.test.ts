@@ -338,3 +338,83 @@ describe('runProbe with a scripted UDP peer', () => {
     expect(JSON.stringify(report)).not.toMatch(/\\u00(1b|07)/);
   });
 });
+
+/** The first three words a text says twice, as "no TLS handshake: no TLS handshake". */
+function repeatedPhrase(text: string): string | undefined {
+  const words = text
+    .toLowerCase()
+    .split(/[^a-z0-9.]+/)
+    .filter((word) => word.length > 0);
+  const seen = new Set<string>();
+  for (let start = 0; start + 3 <= words.length; start += 1) {
+    const phrase = words.slice(start, start + 3).join(' ');
+    if (seen.has(phrase)) {
+      return phrase;
+    }
+    seen.add(phrase);
+  }
+  return undefined;
+}
+
+describe('runProbe details when there is no TLS to judge', () => {
+  async function probeTcp(port: number, udpPort: number) {
+    return runProbe({
+      host: '127.0.0.1',
+      udpPort,
+      tcpPort: port,
+      tlsPort: port,
+      timeoutMs: 1000,
+    });
+  }
+
+  async function refusedPort(): Promise<number> {
+    const port = await tcpPeer(() => undefined);
+    await cleanups.pop()?.();
+    return port;
+  }
+
+  it.each([
+    [
+      'a peer that accepts and stays silent',
+      () => tcpPeer(() => undefined),
+      'no certificate to judge: no TLS handshake within 1000 ms',
+    ],
+    [
+      'a peer that does not speak TLS',
+      () =>
+        tcpPeer((socket) => {
+          socket.on('data', () =>
+            socket.end('HTTP/1.0 400 Bad Request\r\n\r\n'),
+          );
+        }),
+      'no certificate to judge: TLS handshake failed: the port does not ' +
+        'speak TLS (ERR_SSL_WRONG_VERSION_NUMBER)',
+    ],
+    [
+      'a port where nothing listens',
+      refusedPort,
+      'no certificate to judge: connection refused: nothing listens',
+    ],
+  ])('says each thing once for %s', async (_, peer, certificateDetail) => {
+    // Prepare
+    const port = await peer();
+    const udpPort = await refusedPort();
+
+    // Act
+    const report = await probeTcp(port, udpPort);
+
+    // Assess
+    for (const name of ['tls-chain', 'tls-name', 'tls-expiry']) {
+      expect(report.checks.find((c) => c.name === name)?.detail).toBe(
+        certificateDetail,
+      );
+    }
+    const repeated = report.checks
+      .map((check) => ({
+        detail: check.detail,
+        phrase: repeatedPhrase(check.detail),
+      }))
+      .filter((item) => item.phrase !== undefined);
+    expect(repeated).toEqual([]);
+  });
+});

@@ -1,4 +1,11 @@
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  readdir,
+  readFile,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   afterAll,
@@ -10,6 +17,7 @@ import {
   vi,
 } from 'vitest';
 import { main } from '../../cli/main.ts';
+import { BIN, runProgram } from '../cli/processes.ts';
 import {
   EXAMPLE_PROFILE,
   PROFILE_FILES,
@@ -195,9 +203,8 @@ describe('sbc-ami render-config', () => {
 
     // Assess
     expect(code).toBe(2);
-    expect(err).toContain(
-      '--smoke-test-source: smokeTestSources[0]: not a CIDR',
-    );
+    expect(err).toContain('--smoke-test-source "localhost": not a CIDR');
+    expect(err).not.toContain('smokeTestSources');
   });
 
   it('exits 2 without --out', async () => {
@@ -206,5 +213,218 @@ describe('sbc-ami render-config', () => {
 
     // Assess
     expect(code).toBe(2);
+  });
+
+  it('prints the files written as JSON with --json', async () => {
+    // Prepare
+    const out = join(dir, 'json-tree');
+
+    // Act
+    const result = await sbcAmi(
+      'render-config',
+      EXAMPLE_PROFILE,
+      '--out',
+      out,
+      '--json',
+    );
+
+    // Assess
+    expect(result.code).toBe(0);
+    const written = JSON.parse(result.out);
+    expect(written).toMatchObject({ ok: true, file: EXAMPLE_PROFILE, out });
+    expect(written.digest).toMatch(/^[0-9a-f]{64}$/);
+    expect(written.files).toHaveLength(12);
+    expect(written.files).toContainEqual({
+      path: 'etc/nftables.conf',
+      mode: '0644',
+    });
+    expect(result.err).toBe('');
+  });
+
+  it('lists the errors as JSON with --json for an invalid profile', async () => {
+    // Prepare
+    const file = join(dir, 'invalid-json.json');
+    await writeFile(file, '{"name": "x"}');
+
+    // Act
+    const result = await sbcAmi(
+      'render-config',
+      file,
+      '--out',
+      join(dir, 'never-json'),
+      '--json',
+    );
+
+    // Assess
+    expect(result.code).toBe(1);
+    const verdict = JSON.parse(result.out);
+    expect(verdict).toMatchObject({ ok: false, file });
+    expect(verdict.errors).toContainEqual({ path: 'sbc', message: 'required' });
+  });
+});
+
+describe('sbc-ami render-config --out', () => {
+  it('exits 2 for an empty --out and writes nothing where it runs', async () => {
+    // Prepare
+    const cwd = join(dir, 'cwd');
+    await mkdir(cwd);
+
+    // Act
+    const result = await runProgram(
+      process.execPath,
+      [BIN, 'render-config', EXAMPLE_PROFILE, '--out', ''],
+      { env: { PATH: process.env.PATH }, cwd },
+    );
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--out must name the directory');
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
+  it('exits 2 for an --out that resolves to the filesystem root', async () => {
+    // Prepare: as nobody, so that a render into / could never land.
+    const command = [BIN, 'render-config', EXAMPLE_PROFILE, '--out', '/tmp/..'];
+    const asNobody =
+      process.getuid?.() === 0
+        ? ([
+            'runuser',
+            ['-u', 'nobody', '--', process.execPath, ...command],
+          ] as const)
+        : ([process.execPath, command] as const);
+
+    // Act
+    const result = await runProgram(asNobody[0], asNobody[1], {
+      env: { PATH: process.env.PATH },
+      cwd: '/',
+    });
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      '--out /tmp/.. is the filesystem root: the tree would overwrite ' +
+        "this machine's /etc",
+    );
+  });
+
+  it('exits 2 naming --out when it is a file, and leaves the file alone', async () => {
+    // Prepare
+    const file = join(dir, 'a-file');
+    await writeFile(file, 'keep me\n');
+
+    // Act
+    const { code, err } = await sbcAmi(
+      'render-config',
+      EXAMPLE_PROFILE,
+      '--out',
+      file,
+    );
+
+    // Assess
+    expect(code).toBe(2);
+    expect(err).toContain(`--out ${file} is a file, not a directory`);
+    expect(await readFile(file, 'utf8')).toBe('keep me\n');
+  });
+
+  it('exits 2 naming --out when a part of its path is a file', async () => {
+    // Prepare
+    const file = join(dir, 'a-parent-file');
+    await writeFile(file, '');
+
+    // Act
+    const { code, err } = await sbcAmi(
+      'render-config',
+      EXAMPLE_PROFILE,
+      '--out',
+      join(file, 'tree'),
+    );
+
+    // Assess
+    expect(code).toBe(2);
+    expect(err).toContain(
+      `--out ${join(file, 'tree')}: a part of the path is a file`,
+    );
+    expect(err).not.toContain('sbc-ami: Error');
+  });
+
+  it('exits 2 for a directory holding anything it does not write', async () => {
+    // Prepare
+    const out = join(dir, 'host-like');
+    await mkdir(join(out, 'etc'), { recursive: true });
+    await writeFile(join(out, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+
+    // Act
+    const { code, err } = await sbcAmi(
+      'render-config',
+      EXAMPLE_PROFILE,
+      '--out',
+      out,
+    );
+
+    // Assess
+    expect(code).toBe(2);
+    expect(err).toContain(
+      `--out ${out} holds etc/passwd, which render-config does not write`,
+    );
+    expect(await readdir(join(out, 'etc'))).toEqual(['passwd']);
+  });
+
+  it('refuses a previous render with a symbolic link, writing nothing through it', async () => {
+    // Prepare
+    const out = join(dir, 'linked');
+    const outside = join(dir, 'outside.conf');
+    await writeFile(outside, 'outside\n');
+    await mkdir(join(out, 'etc'), { recursive: true });
+    await symlink(outside, join(out, 'etc', 'nftables.conf'));
+
+    // Act
+    const { code, err } = await sbcAmi(
+      'render-config',
+      EXAMPLE_PROFILE,
+      '--out',
+      out,
+    );
+
+    // Assess
+    expect(code).toBe(2);
+    expect(err).toContain(`--out ${out} holds etc/nftables.conf`);
+    expect(await readFile(outside, 'utf8')).toBe('outside\n');
+  });
+
+  it('renders again over a previous render and an empty directory', async () => {
+    // Prepare
+    const previous = join(dir, 'previous');
+    const empty = join(dir, 'empty');
+    await mkdir(empty);
+    expect(
+      (await sbcAmi('render-config', EXAMPLE_PROFILE, '--out', previous)).code,
+    ).toBe(0);
+    await writeFile(join(previous, 'etc', 'nftables.conf'), 'stale\n');
+
+    // Act
+    const again = await sbcAmi(
+      'render-config',
+      EXAMPLE_PROFILE,
+      '--out',
+      previous,
+    );
+    const fresh = await sbcAmi(
+      'render-config',
+      EXAMPLE_PROFILE,
+      '--out',
+      empty,
+    );
+
+    // Assess
+    expect(again.code).toBe(0);
+    expect(fresh.code).toBe(0);
+    const rendered = await readFile(
+      join(previous, 'etc/nftables.conf'),
+      'utf8',
+    );
+    expect(rendered).not.toBe('stale\n');
+    expect(rendered).toBe(
+      await readFile(join(empty, 'etc/nftables.conf'), 'utf8'),
+    );
   });
 });

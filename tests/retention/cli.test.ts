@@ -17,12 +17,18 @@ import {
   vi,
 } from 'vitest';
 import { main } from '../../cli/main.ts';
+import { localPolicy } from '../../functions/lib/local/deps.ts';
 import { LocalImageStore } from '../../functions/lib/local/image-store.ts';
 import {
   type LocalPaths,
   localPaths,
 } from '../../functions/lib/local/paths.ts';
-import type { CleanupReport } from '../../functions/lib/retention/index.ts';
+import { LocalRegistryPublisher } from '../../functions/lib/local/publisher.ts';
+import {
+  type CleanupReport,
+  localCleanupDeps,
+  runCleanup,
+} from '../../functions/lib/retention/index.ts';
 import {
   type AwsMocks,
   awsError,
@@ -112,7 +118,7 @@ describe('sbc-ami cleanup', () => {
       vi.stubEnv('SBC_AMI_HOME', paths.home);
       const store = new LocalImageStore(paths);
       await putLocalImage(store, 'img-old', { createdAt: ago(24 * 30) });
-      await putLocalImage(store, 'img-new', { createdAt: ago(1) });
+      await putLocalImage(store, 'img-new', { createdAt: ago(0.5) });
     });
     afterEach(async () => {
       await rm(paths.home, { recursive: true, force: true });
@@ -126,7 +132,7 @@ describe('sbc-ami cleanup', () => {
       expect(code).toBe(0);
       const output = printed();
       expect(output).toMatch(/│ img-old +│.*│ delete +│ never validated/);
-      expect(output).toMatch(/│ img-new +│.*│ keep +│ younger than the 24 h/);
+      expect(output).toMatch(/│ img-new +│.*│ keep +│ younger than the 1 h/);
       expect(output).toContain('dry run, nothing was deleted');
       expect(existsSync(join(paths.images, 'img-old'))).toBe(true);
     });
@@ -150,6 +156,50 @@ describe('sbc-ami cleanup', () => {
       expect(code).toBe(0);
       expect(printed()).toContain('deletion cap of 0 reached this run');
       expect(existsSync(join(paths.images, 'img-old'))).toBe(true);
+    });
+
+    it('plans with the local pipeline policy: what the next local run deletes', async () => {
+      // Prepare: older than local mode's 1 h grace, younger than AWS's 24 h.
+      await putLocalImage(new LocalImageStore(paths), 'img-3h', {
+        createdAt: ago(3),
+      });
+      const nextRun = await runCleanup(
+        localCleanupDeps({
+          paths,
+          publisher: new LocalRegistryPublisher(paths.registry),
+        }),
+        { dryRun: true, policy: localPolicy() },
+      );
+
+      // Act
+      const code = await cleanup('--local', '--json');
+
+      // Assess
+      expect(code).toBe(0);
+      const report = JSON.parse(printed()) as CleanupReport;
+      const actions = (r: CleanupReport) =>
+        Object.fromEntries(r.decisions.map((d) => [d.id, d.action]));
+      expect(actions(report)).toEqual(actions(nextRun));
+      expect(actions(report)).toMatchObject({
+        'img-old': 'delete',
+        'img-3h': 'delete',
+        'img-new': 'keep',
+      });
+    });
+
+    it('keeps the grace window RETENTION_GRACE_HOURS sets for --local', async () => {
+      // Prepare
+      vi.stubEnv('RETENTION_GRACE_HOURS', '24');
+      await putLocalImage(new LocalImageStore(paths), 'img-3h', {
+        createdAt: ago(3),
+      });
+
+      // Act
+      const code = await cleanup('--local');
+
+      // Assess
+      expect(code).toBe(0);
+      expect(printed()).toMatch(/│ img-3h +│.*│ keep +│ younger than the 24 h/);
     });
 
     it('refuses AWS flags', async () => {

@@ -475,7 +475,10 @@ function certificateSource(
       note: ` (seen over ${wide.protocol}: the TLS 1.2 handshake failed)`,
     };
   }
-  return { note: `no TLS handshake: ${handshakeFailure(trunk)}` };
+  // The failure already says how the handshake went ("no TLS handshake
+  // within 5000 ms", "TLS handshake failed: ..."): prefixing it with the
+  // same words again would repeat them.
+  return { note: `no certificate to judge: ${handshakeFailure(trunk)}` };
 }
 
 /** What an OpenSSL verification code means for the SBC's operator. */

@@ -7,7 +7,7 @@ import type { ProbeOptions, ProbeReport } from './types.ts';
 export { checkNames, statusMeaning } from './checks.ts';
 export { ProbeOptionsError } from './errors.ts';
 export { formatReport } from './format.ts';
-export { GENESYS_CIPHERS, parseClosedPorts } from './options.ts';
+export { GENESYS_CIPHERS, LIMITS, parseClosedPorts } from './options.ts';
 export type {
   CheckResult,
   ClosedPort,

@@ -17,6 +17,14 @@ export const GENESYS_CIPHERS: readonly string[] = [
   'AES128-GCM-SHA256',
 ];
 
+/** The ranges of the numeric options, for the schema and for callers' help. */
+export const LIMITS = {
+  port: { min: 1, max: 65_535 },
+  minDays: { min: 0, max: 3650 },
+  timeoutMs: { min: 1, max: 600_000 },
+  status: { min: 100, max: 699 },
+} as const;
+
 export const DEFAULTS = {
   udpPort: 5060,
   tcpPort: 5060,
@@ -46,12 +54,16 @@ export interface ProbeSettings {
 }
 
 const HOST = /^[A-Za-z0-9._:-]+$/;
-const PORT_PROBLEM = 'must be a port from 1 to 65535';
+const { port: PORTS, minDays: DAYS, timeoutMs: TIMEOUT, status: SIP } = LIMITS;
+const PORT_PROBLEM = `must be a port from ${PORTS.min} to ${PORTS.max}`;
 const port = z
   .number(PORT_PROBLEM)
   .int(PORT_PROBLEM)
-  .min(1, PORT_PROBLEM)
-  .max(65_535, PORT_PROBLEM);
+  .min(PORTS.min, PORT_PROBLEM)
+  .max(PORTS.max, PORT_PROBLEM);
+const DAYS_PROBLEM = `must be from ${DAYS.min} to ${DAYS.max} days`;
+const TIMEOUT_PROBLEM = `must be from ${TIMEOUT.min} to ${TIMEOUT.max} ms`;
+const STATUS_PROBLEM = `must be a SIP status from ${SIP.min} to ${SIP.max}`;
 
 const schema = z.strictObject({
   host: z.string().regex(HOST, 'must be an address or a host name'),
@@ -62,15 +74,15 @@ const schema = z.strictObject({
   tcpPort: port.optional(),
   tlsPort: port.optional(),
   minDays: z
-    .number()
-    .min(0, 'must be from 0 to 3650 days')
-    .max(3650, 'must be from 0 to 3650 days')
+    .number(DAYS_PROBLEM)
+    .min(DAYS.min, DAYS_PROBLEM)
+    .max(DAYS.max, DAYS_PROBLEM)
     .optional(),
   timeoutMs: z
-    .number()
+    .number(TIMEOUT_PROBLEM)
     .int('must be whole milliseconds')
-    .min(1, 'must be from 1 to 600000 ms')
-    .max(600_000, 'must be from 1 to 600000 ms')
+    .min(TIMEOUT.min, TIMEOUT_PROBLEM)
+    .max(TIMEOUT.max, TIMEOUT_PROBLEM)
     .optional(),
   closed: z
     .array(
@@ -83,15 +95,16 @@ const schema = z.strictObject({
   acceptedStatuses: z
     .array(
       z
-        .number()
-        .int('must be a SIP status from 100 to 699')
-        .min(100, 'must be a SIP status from 100 to 699')
-        .max(699, 'must be a SIP status from 100 to 699'),
+        .number(STATUS_PROBLEM)
+        .int(STATUS_PROBLEM)
+        .min(SIP.min, STATUS_PROBLEM)
+        .max(SIP.max, STATUS_PROBLEM),
     )
     .min(1, 'must list at least one status')
     .optional(),
+  // Each name is checked against OpenSSL's list after parsing.
   allowedCiphers: z
-    .array(z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be a cipher name'))
+    .array(z.string())
     .min(1, 'must list at least one cipher')
     .optional(),
 });
@@ -129,7 +142,7 @@ export async function resolveOptions(
     timeoutMs: given.timeoutMs ?? DEFAULTS.timeoutMs,
     closed: dedupe(given.closed ?? []),
     acceptedStatuses: given.acceptedStatuses ?? [...DEFAULTS.acceptedStatuses],
-    allowedCiphers: given.allowedCiphers ?? [...GENESYS_CIPHERS],
+    allowedCiphers: knownCiphers(given.allowedCiphers ?? GENESYS_CIPHERS),
   };
   rejectClosedSipPorts(settings);
   return { ...settings, ...(await loadCa(given.caFile, given.caPem)) };
@@ -157,6 +170,27 @@ export function parseClosedPorts(text: string): ClosedPort[] {
     return { port: number, proto } satisfies ClosedPort;
   });
   return dedupe(ports);
+}
+
+/** The suites OpenSSL in this Node knows, lowercase as `getCiphers` has them. */
+const opensslCiphers = lazy(() => new Set(tls.getCiphers()));
+
+/**
+ * The allowed suites in OpenSSL's own spelling (upper case, as a session
+ * reports its cipher), each one a suite OpenSSL knows: a misspelt name
+ * could never match and would fail every SBC.
+ */
+function knownCiphers(names: readonly string[]): string[] {
+  return names.map((name, index) => {
+    if (!opensslCiphers().has(name.toLowerCase())) {
+      throw new ProbeOptionsError(
+        `allowedCiphers.${index}`,
+        `${JSON.stringify(name)} is not a TLS cipher suite OpenSSL knows ` +
+          '(OpenSSL names, as `openssl ciphers -v` lists them)',
+      );
+    }
+    return name.toUpperCase();
+  });
 }
 
 function dedupe(ports: readonly ClosedPort[]): ClosedPort[] {
