@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Entry point of the `sbc-ami` command. The CLI is TypeScript run by Node's
-// own type stripping, which needs Node 22.12 or newer.
+// own type stripping, on by default from Node 22.18 (and 23.6).
 const [major, minor] = process.versions.node.split('.').map(Number);
-if (major < 22 || (major === 22 && minor < 12)) {
+if (major < 22 || (major === 22 && minor < 18) || (major === 23 && minor < 6)) {
   console.error(
-    `sbc-ami needs Node.js 22.12 or newer; this is ${process.versions.node}`,
+    `sbc-ami needs Node.js 22.18 or newer; this is ${process.versions.node}`,
   );
   process.exit(2);
 }
