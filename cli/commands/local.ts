@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { constants as osConstants } from 'node:os';
+import { basename, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import {
   ConfigurationError,
@@ -46,6 +47,8 @@ export interface LocalOutput {
   readonly err?: (text: string) => void;
   /** Aborting interrupts the run (the command wires SIGINT and SIGTERM). */
   readonly signal?: AbortSignal;
+  /** Called once the run has its identity (see `LocalRunStart`). */
+  readonly onStart?: (run: LocalRunStart) => void;
 }
 
 /** `sbc-ami local [PROFILE]`: the whole pipeline on this machine. */
@@ -83,9 +86,17 @@ export const registerLocal: RegisterCommand = (
     )
     .action(async (profile: string, options: LocalOptions) => {
       const controller = new AbortController();
-      const detach = onInterrupt(controller);
+      let started: LocalRunStart | undefined;
+      const detach = onInterrupt(controller, () => started);
       try {
-        exit(await runLocal(profile, options, { signal: controller.signal }));
+        exit(
+          await runLocal(profile, options, {
+            signal: controller.signal,
+            onStart: (run) => {
+              started = run;
+            },
+          }),
+        );
       } finally {
         detach();
       }
@@ -134,7 +145,10 @@ export async function runLocal(
       cacheDir,
       certificateDays,
       signal: output.signal,
-      onStart: (run) => progress.start(run),
+      onStart: (run) => {
+        output.onStart?.(run);
+        progress.start(run);
+      },
       onEvent: (event, elapsedMs) => progress.event(event, elapsedMs),
       progress: (line) => progress.line(line),
       notify: (message) => progress.notification(message),
@@ -199,18 +213,42 @@ async function removeColdCache(dir: string, err: (text: string) => void) {
   }
 }
 
-/** States of the wait loops: shown once per loop, then counted. */
-const LOOP_STATE = /^(WaitFor\w+|Check(Build|Image|TestInstance)|\w+Ready)$/;
+/**
+ * The wait loops of the definition (Wait, then a check Task, then a
+ * Choice), with what their check looks at: shown as one line when the loop
+ * starts and one when it ends, not once per round.
+ */
+const LOOPS: ReadonlyArray<{ states: readonly string[]; checks: string }> = [
+  {
+    states: ['WaitForBuild', 'CheckBuild', 'BuildReady'],
+    checks: 'build status',
+  },
+  {
+    states: ['WaitForImage', 'CheckImage', 'ImageReady'],
+    checks: 'image state',
+  },
+  {
+    states: ['WaitForTestInstance', 'CheckTestInstance', 'TestInstanceReady'],
+    checks: 'test host state',
+  },
+];
 
 /**
- * Progress lines for a person: one per state entered with the time since
- * the start, a wait loop's repeats folded into one line when it ends, and
- * what the adapters report, indented.
+ * Progress lines for a person: one per state entered, with the time since
+ * the start at which it was entered; a wait loop as one line when it starts
+ * and one saying how often it checked when it ends; what the adapters
+ * report, indented, as it happens.
  */
-class Progress {
+export class Progress {
   readonly #write: (text: string) => void;
-  #loop: { first: string; since: number; checks: number } | undefined;
-  #shown = new Set<string>();
+  #loop:
+    | {
+        checks: string;
+        states: readonly string[];
+        since: number;
+        rounds: number;
+      }
+    | undefined;
 
   constructor(write: (text: string) => void) {
     this.#write = write;
@@ -223,6 +261,10 @@ class Progress {
         `, probed from ${run.network.hostAddress}`,
     );
     this.#write(`  logs ${run.recordDir}/ (Task logs: pipeline.log)`);
+    if (run.source.dirty) {
+      this.#write(`  WARNING: ${dirtyWarning(run.source)}`);
+    }
+    this.#write('  (seconds since the start, at which each state was entered)');
   }
 
   event(event: LocalEvent, elapsedMs: number): void {
@@ -237,17 +279,22 @@ class Progress {
     if (event.type !== 'StateEntered') {
       return;
     }
-    if (LOOP_STATE.test(state)) {
-      this.#loop ??= { first: state, since: elapsedMs, checks: 0 };
-      if (/^Check/.test(state)) {
-        this.#loop.checks += 1;
+    if (this.#loop?.states.includes(state)) {
+      if (state === this.#loop.states[1]) {
+        this.#loop.rounds += 1;
       }
-      if (this.#shown.has(state)) {
-        return;
-      }
-      this.#shown.add(state);
-    } else {
-      this.#endLoop(elapsedMs);
+      return;
+    }
+    this.#endLoop(elapsedMs);
+    const loop = LOOPS.find((candidate) => candidate.states.includes(state));
+    if (loop !== undefined) {
+      const rounds = state === loop.states[1] ? 1 : 0;
+      this.#loop = { ...loop, since: elapsedMs, rounds };
+      this.#write(
+        `${clock(elapsedMs)}  ${loop.states.join(' > ')}: a loop that ` +
+          `checks the ${loop.checks} until it is ready`,
+      );
+      return;
     }
     this.#write(`${clock(elapsedMs)}  ${state}`);
   }
@@ -263,13 +310,26 @@ class Progress {
   }
 
   #endLoop(elapsedMs: number): void {
-    if (this.#loop !== undefined && this.#loop.checks > 1) {
+    if (this.#loop !== undefined) {
       const seconds = ((elapsedMs - this.#loop.since) / 1000).toFixed(1);
-      this.line(`(${this.#loop.checks} checks in ${seconds} s)`);
+      this.#write(
+        `${clock(elapsedMs)}  loop done: ${this.#loop.checks} checked ` +
+          `${this.#loop.rounds} time(s) (${this.#loop.states[1]}) over ` +
+          `${seconds} s`,
+      );
     }
     this.#loop = undefined;
-    this.#shown = new Set();
   }
+}
+
+/** What a person should know about a build from uncommitted changes. */
+function dirtyWarning(source: LocalRunStart['source']): string {
+  return (
+    `the working tree has ${source.changes.length} uncommitted ` +
+    `change(s) (git status): the image is built from them, not from ` +
+    `commit ${source.revision.slice(0, 12)} alone; its provenance says ` +
+    'sourceDirty: true'
+  );
 }
 
 function clock(ms: number): string {
@@ -286,37 +346,22 @@ export function summary(result: LocalPipelineResult): string {
   if (result.status === 'SUCCEEDED') {
     lines.push(`SUCCEEDED in ${seconds} s: run ${result.runId}`, '');
     row('image', `${result.imageId} (${result.image?.name ?? '?'})`);
-    const check = result.digestMatches ? 'matches' : 'DOES NOT MATCH';
-    row(
-      'digest',
-      `sha256:${result.digest} (the packed root filesystem; hashed ` +
-        `again now: ${check})`,
-    );
     row(
       'lies at',
       `${result.imageFile} (a tar file, not encrypted: local images are ` +
         'plain files)',
     );
     row(
+      'digest',
+      `sha256:${result.digest} (SHA-256 of that file, as the build ` +
+        'recorded it)',
+    );
+    row(
       'published',
       `${result.published?.location} (${result.published?.history.length} ` +
         'image(s) in its history)',
     );
-    const verification = result.verification;
-    if (verification?.ok === true) {
-      row(
-        'signature',
-        `verified with ${result.publicKeyFile}: subject sha256 ` +
-          `${verification.subjectDigest}`,
-      );
-      row('', `key ${verification.keyId}`);
-      row('', `attestation ${verification.location}`);
-    } else {
-      row('signature', 'NOT verified');
-      for (const reason of verification?.reasons ?? []) {
-        row('', `- ${reason}`);
-      }
-    }
+    verificationRows(result, row);
   } else if (result.status === 'FAILED') {
     lines.push(`FAILED in ${seconds} s: ${result.error}`, '');
     row('reason', result.cause ?? result.error ?? 'unknown');
@@ -332,6 +377,15 @@ export function summary(result: LocalPipelineResult): string {
     );
   }
 
+  if (result.source.dirty) {
+    row(
+      'source',
+      `commit ${result.source.revision} plus ` +
+        `${result.source.changes.length} uncommitted change(s): recorded ` +
+        'as sourceDirty: true',
+    );
+  }
+
   if (result.smoke !== undefined) {
     lines.push('', 'smoke test', formatReport(result.smoke));
   }
@@ -339,6 +393,47 @@ export function summary(result: LocalPipelineResult): string {
   row('logs', `${result.recordDir}/`);
   row('', `Task logs (JSON) ${relative(result.recordDir, result.logFile)}`);
   return lines.join('\n');
+}
+
+/**
+ * What `sbc-ami verify --local` checked, as checked: the signature, the
+ * subject (the image as described by its record), the contents (the
+ * snapshot file hashed again against the signed digest).
+ */
+function verificationRows(
+  result: LocalPipelineResult,
+  row: (label: string, text: string) => void,
+): void {
+  const verification = result.verification;
+  if (verification?.ok !== true) {
+    row('verified', 'NO: the image does not match its signed provenance');
+    for (const reason of verification?.reasons ?? []) {
+      row('', `- ${reason}`);
+    }
+    return;
+  }
+  row(
+    'verified',
+    `signature valid with ${result.publicKeyFile} (key ${verification.keyId})`,
+  );
+  const contents = verification.contents;
+  const fields = 'image id, snapshot, architecture, base image';
+  row(
+    '',
+    `subject: ${fields}${contents?.signed === undefined ? '' : ', content digest'}` +
+      ` as signed (subject sha256 ${verification.subjectDigest})`,
+  );
+  if (contents?.hashed !== undefined) {
+    const files = contents.hashed.files.map((file) => basename(file));
+    row(
+      '',
+      `contents: ${files.join(', ')} hashed again now, sha256 ` +
+        `${contents.hashed.sha256} = the signed content digest`,
+    );
+  } else {
+    row('', 'contents: NOT checked (the signed subject has no content digest)');
+  }
+  row('', `attestation ${verification.location}`);
 }
 
 function jsonResult(result: LocalPipelineResult) {
@@ -351,8 +446,12 @@ function jsonResult(result: LocalPipelineResult) {
     imageId: result.imageId,
     imageName: result.image?.name,
     digest: result.digest === undefined ? undefined : `sha256:${result.digest}`,
-    digestMatches: result.digestMatches,
     imageFile: result.imageFile,
+    source: {
+      revision: result.source.revision,
+      dirty: result.source.dirty,
+      changes: result.source.changes.length,
+    },
     published: result.published,
     attestation: result.attestation,
     verification:
@@ -362,6 +461,7 @@ function jsonResult(result: LocalPipelineResult) {
             ok: result.verification.ok,
             reasons: result.verification.reasons,
             subjectDigest: result.verification.subjectDigest,
+            contents: result.verification.contents,
             keyId: result.verification.keyId,
             publicKeyFile: result.publicKeyFile,
           },
@@ -380,25 +480,36 @@ function display(file: string): string {
 
 /**
  * Ctrl-C (or SIGTERM) interrupts the run and lets its cleanup finish; a
- * second one gives the signal back, so a third ends the process at once.
+ * second one says what a third does; the third quits at once, saying what
+ * it leaves for the next run's sweep.
  */
-function onInterrupt(controller: AbortController): () => void {
+function onInterrupt(
+  controller: AbortController,
+  run: () => LocalRunStart | undefined,
+): () => void {
   let seen = 0;
   const handler = (signal: NodeJS.Signals) => {
     seen += 1;
     if (seen === 1) {
       console.error(
         `\n${signal}: stopping the run and cleaning up ` +
-          '(namespace, processes, mounts)...',
+          '(namespace, processes, mounts, unpublished image)...',
       );
       controller.abort(new Error(`interrupted by ${signal}`));
       return;
     }
-    console.error(
-      'still cleaning up; interrupt once more to quit at once (the next ' +
-        'run then sweeps what this one leaves)',
-    );
+    if (seen === 2) {
+      console.error(
+        'still cleaning up; interrupt once more to quit at once (the next ' +
+          'run then sweeps what this one leaves)',
+      );
+      return;
+    }
     detach();
+    console.error(quitMessage(run()?.leftovers() ?? []));
+    process.exit(
+      128 + (osConstants.signals[signal] ?? osConstants.signals.SIGINT),
+    );
   };
   const detach = () => {
     process.off('SIGINT', handler);
@@ -407,4 +518,16 @@ function onInterrupt(controller: AbortController): () => void {
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
   return detach;
+}
+
+/** What quitting at once says it leaves. */
+export function quitMessage(leftovers: readonly string[]): string {
+  if (leftovers.length === 0) {
+    return 'quitting at once; the run had nothing on this machine yet';
+  }
+  return [
+    "quitting at once; left for the next run's sweep (the next " +
+      '`sbc-ami local` removes what a run whose process is gone left):',
+    ...leftovers.map((line) => `  - ${line}`),
+  ].join('\n');
 }

@@ -6,6 +6,7 @@ import { crypto as sigstoreCrypto } from '@sigstore/core';
 import type { Command } from 'commander';
 import {
   type AttestationStore,
+  type ContentReader,
   KmsSigner,
   LOCAL_REGION,
   LocalAttestationStore,
@@ -39,8 +40,9 @@ export const registerVerify: RegisterCommand = (
   program
     .command('verify')
     .description(
-      'check an image against its signed provenance: the signature, and ' +
-        'the subject recomputed from the live image',
+      'check an image against its signed provenance: the signature, the ' +
+        'subject recomputed from the live image and, for a local image, ' +
+        'its snapshot file hashed again against the signed content digest',
     )
     .argument('<image>', 'image id (an AMI id, or a local image id)')
     .option('--key <file>', 'public key (PEM) to verify with')
@@ -67,6 +69,8 @@ interface VerifyContext {
   attestations: AttestationStore;
   region: string;
   publicKeyPem: string;
+  /** Local images only: EBS snapshots cannot be read back as bytes. */
+  contents?: ContentReader;
 }
 
 /** Verifies one image and prints the verdict; resolves to the exit code. */
@@ -114,11 +118,13 @@ async function localContext(options: VerifyOptions): Promise<VerifyContext> {
         'or pass --key FILE',
     );
   }
+  const images = new LocalImageStore(paths);
   return {
-    images: new LocalImageStore(paths),
+    images,
     attestations: new LocalAttestationStore(paths),
     region: LOCAL_REGION,
     publicKeyPem,
+    contents: (image) => images.hashContents(image),
   };
 }
 
@@ -237,14 +243,38 @@ function printResult(result: VerifyResult): void {
   }
 
   console.log(`verified: ${where}`);
-  console.log(`  subject      sha256 ${result.subjectDigest}`);
+  console.log(
+    `  signed by    ${result.keyId || '(no key id)'}: signature valid`,
+  );
+  console.log(
+    `  subject      sha256 ${result.subjectDigest}: the live image's ` +
+      'description is the signed one',
+  );
+  console.log(`  contents     ${contentLine(result)}`);
   console.log(`  attestation  ${result.location}`);
-  console.log(`  signed by    ${result.keyId || '(no key id)'}`);
   if (result.statement !== undefined) {
     for (const line of provenanceLines(result.statement)) {
       console.log(`  ${line}`);
     }
   }
+}
+
+/** What was checked of the image's contents, said as it was checked. */
+function contentLine(result: VerifyResult): string {
+  const contents = result.contents;
+  if (contents?.signed === undefined) {
+    return 'not covered: the signed subject has no content digest';
+  }
+  if (contents.hashed === undefined) {
+    return (
+      `signed as sha256 ${contents.signed}; not hashed again (the ` +
+      'contents cannot be read from here)'
+    );
+  }
+  return (
+    `${contents.hashed.files.join(', ')} hashed again now: sha256 ` +
+    `${contents.hashed.sha256}, the signed digest`
+  );
 }
 
 /**
@@ -266,11 +296,22 @@ function provenanceLines(statement: Statement): string[] {
       ` sha256 ${profile?.digest?.sha256 ?? '?'}`,
     `base image   ${external?.baseImage?.imageId ?? '?'}`,
     `template     sha256 ${external?.template?.digest?.sha256 ?? '?'}`,
-    `source       ${source ?? '?'}`,
+    `source       ${source ?? '?'}${dirtyNote(buildDefinition)}`,
     `run          ${metadata?.invocationId ?? '?'}, build ` +
       `${metadata?.sbcami_buildId ?? '?'}`,
     `built        ${metadata?.startedOn ?? '?'} .. ` +
       `${metadata?.finishedOn ?? '?'}`,
   ];
   return lines;
+}
+
+/** The build's checkout had changes its commit does not hold. */
+function dirtyNote(
+  definition: Statement['predicate']['buildDefinition'] | undefined,
+): string {
+  const dirty = definition?.internalParameters?.sourceDirty;
+  if (dirty === true) {
+    return ' plus uncommitted changes (sourceDirty: true)';
+  }
+  return dirty === false ? ' (clean working tree)' : '';
 }

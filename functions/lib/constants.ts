@@ -18,6 +18,12 @@ export const TAG_PROFILE_DIGEST = 'sbc-ami:profile-digest';
 export const TAG_TEMPLATE_DIGEST = 'sbc-ami:template-digest';
 /** Source revision (commit) of this pipeline that built the image. */
 export const TAG_SOURCE_REVISION = 'sbc-ami:source-revision';
+/**
+ * `true` when the checkout that built the image had changes not in its
+ * source revision, `false` when it had none; absent when the build could
+ * not tell (CodeBuild builds a commit as it is).
+ */
+export const TAG_SOURCE_DIRTY = 'sbc-ami:source-dirty';
 /** The base image the build started from. */
 export const TAG_BASE_IMAGE = 'sbc-ami:base-image-id';
 /** Set to `true` once the image passed the smoke test and was published. */
@@ -28,6 +34,12 @@ export const TAG_RETAIN = 'sbc-ami:retain';
 export const TAG_SUBJECT_DIGEST = 'sbc-ami:subject-digest';
 /** Where the signed provenance attestation is stored. */
 export const TAG_ATTESTATION = 'sbc-ami:attestation';
+/**
+ * `sha256:HEX` of the image's contents, when they are a file that can be
+ * hashed (a local image's packed root filesystem); EBS-backed images have
+ * none. Part of the signed subject when present.
+ */
+export const TAG_IMAGE_DIGEST = 'sbc-ami:image-digest';
 
 /** Debian's publishing account for official Debian AMIs. */
 export const DEBIAN_OWNER_ID = '136693071363';

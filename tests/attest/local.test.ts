@@ -1,4 +1,5 @@
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -10,22 +11,32 @@ import {
   LocalAttestationStore,
   LocalKeySigner,
   localKeyFiles,
+  SubjectMismatchError,
   subjectDigest,
   verifyImage,
 } from '../../functions/lib/attest/index.ts';
 import {
   TAG_ATTESTATION,
+  TAG_BASE_IMAGE,
+  TAG_IMAGE_DIGEST,
   TAG_SUBJECT_DIGEST,
 } from '../../functions/lib/constants.ts';
 import {
   LOCAL_OWNER_ID,
   LocalImageStore,
+  SNAPSHOT_FILE,
 } from '../../functions/lib/local/image-store.ts';
 import {
   type LocalPaths,
   localPaths,
 } from '../../functions/lib/local/paths.ts';
-import { imageRecord, p256, provenanceInput, tempDir } from './fixtures.ts';
+import {
+  BASE_IMAGE_ID,
+  imageRecord,
+  p256,
+  provenanceInput,
+  tempDir,
+} from './fixtures.ts';
 
 const LOCAL_IMAGE_ID = 'sbc-ami-local-0a1b2c3d';
 
@@ -247,6 +258,114 @@ describe('local signing and verification', () => {
       // Assess
       expect(code).toBe(2);
       expect(err.join('\n')).toMatch(/--region does not apply to --local/);
+    });
+  });
+
+  describe('an image with contents (a snapshot file)', () => {
+    const IMAGE = 'img-0a1b2c3d4e5f6a7b';
+    const SNAPSHOT = 'snap-0a1b2c3d4e5f6a7b';
+    let tar: string;
+
+    beforeEach(async () => {
+      const dir = images.snapshotDir(SNAPSHOT);
+      await mkdir(dir, { recursive: true });
+      tar = join(dir, SNAPSHOT_FILE);
+      await writeFile(tar, 'a packed root filesystem');
+      const digest = createHash('sha256')
+        .update('a packed root filesystem')
+        .digest('hex');
+      await images.putImage(
+        imageRecord({
+          imageId: IMAGE,
+          ownerId: LOCAL_OWNER_ID,
+          tags: {
+            [TAG_BASE_IMAGE]: BASE_IMAGE_ID,
+            [TAG_IMAGE_DIGEST]: `sha256:${digest}`,
+          },
+          blockDevices: [{ deviceName: '/dev/xvda', snapshotId: SNAPSHOT }],
+        }),
+      );
+    });
+
+    /** The local Sign step, hashing the contents as local mode does. */
+    async function signContents() {
+      const signer = await LocalKeySigner.open(localKeyFiles(paths).privateKey);
+      const image = await images.describeImage(IMAGE);
+      if (image === undefined) {
+        throw new Error('fixture image missing');
+      }
+      return attestImage({
+        input: provenanceInput(describeImage(image, LOCAL_REGION)),
+        signer,
+        store: new LocalAttestationStore(paths),
+        images,
+        contents: (record) => images.hashContents(record),
+      });
+    }
+
+    const verify = () => main(['node', 'sbc-ami', 'verify', '--local', IMAGE]);
+
+    it('verify --local hashes the snapshot file again and says it did', async () => {
+      // Prepare
+      await signContents();
+      const digest = createHash('sha256').update(await readFile(tar));
+
+      // Act
+      const code = await verify();
+
+      // Assess
+      expect(err).toEqual([]);
+      expect(code).toBe(0);
+      expect(out.join('\n')).toContain(
+        `${tar} hashed again now: sha256 ${digest.digest('hex')}, the ` +
+          'signed digest',
+      );
+    });
+
+    it('verify --local exits 1 naming the file when a byte is appended to it', async () => {
+      // Prepare
+      await signContents();
+      await appendFile(tar, 'x');
+
+      // Act
+      const code = await verify();
+
+      // Assess
+      expect(code).toBe(1);
+      expect(err[0]).toBe(`NOT verified: ${IMAGE} (local)`);
+      expect(err.slice(1).join('\n')).toContain(tar);
+      expect(err.slice(1).join('\n')).toMatch(/not the signed sha256/);
+    });
+
+    it('verify --local exits 1 when the digest tag follows changed contents', async () => {
+      // Prepare: the tar changed, and its tag with it.
+      await signContents();
+      await appendFile(tar, 'x');
+      const changed = createHash('sha256').update(await readFile(tar));
+      await images.tagImage(IMAGE, {
+        [TAG_IMAGE_DIGEST]: `sha256:${changed.digest('hex')}`,
+      });
+
+      // Act
+      const code = await verify();
+
+      // Assess
+      expect(code).toBe(1);
+      expect(err.join('\n')).toMatch(/contentDigest: [0-9a-f]{64} -> /);
+    });
+
+    it('refuses to sign contents that changed since the build hashed them', async () => {
+      // Prepare
+      await appendFile(tar, 'x');
+
+      // Act
+      const act = signContents();
+
+      // Assess
+      await expect(act).rejects.toThrow(SubjectMismatchError);
+      await expect(signContents()).rejects.toThrow(tar);
+      const image = await images.describeImage(IMAGE);
+      expect(image?.tags[TAG_ATTESTATION]).toBeUndefined();
     });
   });
 });

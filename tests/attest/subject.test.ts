@@ -1,16 +1,22 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  buildStatement,
+  canonicalSubject,
   describeImage,
   ImageSubjectError,
   subjectDigest,
 } from '../../functions/lib/attest/index.ts';
-import { TAG_BASE_IMAGE } from '../../functions/lib/constants.ts';
+import {
+  TAG_BASE_IMAGE,
+  TAG_IMAGE_DIGEST,
+} from '../../functions/lib/constants.ts';
 import {
   BASE_IMAGE_ID,
   IMAGE_ID,
   imageRecord,
   OTHER_SNAPSHOT_ID,
+  provenanceInput,
   REGION,
   SNAPSHOT_IDS,
   subjectInput,
@@ -33,6 +39,40 @@ describe('describeImage', () => {
       architecture: 'x86_64',
       baseImageId: BASE_IMAGE_ID,
     });
+  });
+
+  it('takes the content digest from its tag when the build recorded one', () => {
+    // Prepare
+    const content = 'e'.repeat(64);
+    const image = imageRecord({
+      tags: {
+        [TAG_BASE_IMAGE]: BASE_IMAGE_ID,
+        [TAG_IMAGE_DIGEST]: `sha256:${content}`,
+      },
+    });
+
+    // Act
+    const subject = describeImage(image, REGION);
+
+    // Assess
+    expect(subject.contentDigest).toBe(content);
+    expect(describeImage(imageRecord(), REGION)).not.toHaveProperty(
+      'contentDigest',
+    );
+  });
+
+  it('fails naming the tag when the content digest tag is not sha256:HEX', () => {
+    // Prepare
+    const image = imageRecord({
+      tags: { [TAG_BASE_IMAGE]: BASE_IMAGE_ID, [TAG_IMAGE_DIGEST]: 'md5:abc' },
+    });
+
+    // Act
+    const act = () => describeImage(image, REGION);
+
+    // Assess
+    expect(act).toThrow(ImageSubjectError);
+    expect(act).toThrow(TAG_IMAGE_DIGEST);
   });
 
   it('fails naming the tag when the base image tag is missing', () => {
@@ -74,6 +114,42 @@ describe('subjectDigest', () => {
 
     // Assess
     expect(digest).toBe(createHash('sha256').update(expected).digest('hex'));
+  });
+
+  it('covers the content digest, and leaves the form of a subject without one as it was', () => {
+    // Prepare
+    const content = 'e'.repeat(64);
+    const withContent = subjectInput({ contentDigest: content });
+
+    // Act
+    const text = canonicalSubject(withContent);
+
+    // Assess
+    expect(text).toBe(
+      `{"architecture":"x86_64","baseImageId":"${BASE_IMAGE_ID}",` +
+        `"contentDigest":"${content}","imageId":"${IMAGE_ID}",` +
+        `"region":"${REGION}",` +
+        `"snapshotIds":["${SNAPSHOT_IDS[0]}","${SNAPSHOT_IDS[1]}"]}`,
+    );
+    expect(canonicalSubject(subjectInput())).not.toContain('contentDigest');
+    expect(subjectDigest(withContent)).not.toBe(subjectDigest(subjectInput()));
+    expect(
+      subjectDigest(subjectInput({ contentDigest: 'f'.repeat(64) })),
+    ).not.toBe(subjectDigest(withContent));
+  });
+
+  it('is signed with the content digest in the subject annotations', () => {
+    // Prepare
+    const subject = subjectInput({ contentDigest: 'e'.repeat(64) });
+
+    // Act
+    const statement = buildStatement(provenanceInput(subject));
+
+    // Assess
+    expect(statement.subject[0]?.digest?.sha256).toBe(subjectDigest(subject));
+    expect(statement.subject[0]?.annotations?.contentDigest).toBe(
+      'e'.repeat(64),
+    );
   });
 
   it('does not depend on the order of the snapshot ids', () => {

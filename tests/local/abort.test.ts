@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { processesUnder } from '../../functions/lib/local/command.ts';
 import { LOCAL_MODE_TOOLS } from '../../functions/lib/local/deps.ts';
 import { LocalImageStore } from '../../functions/lib/local/image-store.ts';
@@ -20,6 +21,22 @@ import {
   SHARED_CACHE,
   temporaryHome,
 } from './support.ts';
+
+// The Task logs at the level of a real run (the suite's default is SILENT).
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+});
+
+/** The Task functions that logged their end in the run's pipeline.log. */
+async function finishedTasks(logFile: string): Promise<unknown[]> {
+  const text = await readFile(logFile, 'utf8');
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as { message?: string; task?: string })
+    .filter((line) => line.message === 'task finished')
+    .map((line) => line.task);
+}
 
 describeWithSystem(
   'runLocalPipeline interrupted',
@@ -79,6 +96,10 @@ describeWithSystem(
         await expectNothingLeft(paths, result);
         // The processes the build ran in its chroot are gone too.
         expect(await processesUnder(workDir)).toEqual([]);
+        // The Tasks that ran before the interruption are in the Task log.
+        expect(await finishedTasks(result.logFile)).toEqual(
+          expect.arrayContaining(['Prepare', 'StartBuild']),
+        );
       },
       RUN_TIMEOUT_MS,
     );
@@ -130,6 +151,9 @@ describeWithSystem(
           expect(result.hosts[0]?.pids).toContain(pid);
         }
         await expectNothingLeft(paths, result);
+        expect(await finishedTasks(result.logFile)).toEqual(
+          expect.arrayContaining(['Prepare', 'ResolveImage', 'CheckImage']),
+        );
       },
       RUN_TIMEOUT_MS,
     );

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { parseCertDays } from '../../cli/commands/local.ts';
+import { Progress, parseCertDays } from '../../cli/commands/local.ts';
 import { UsageError } from '../../cli/exit.ts';
 import { main } from '../../cli/main.ts';
 import { ConfigurationError } from '../../functions/lib/errors.ts';
@@ -99,5 +99,38 @@ describe('readSourceRevision', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('Progress', () => {
+  const entered = (state: string) => ({ type: 'StateEntered', state });
+
+  it('shows a wait loop once when it starts and says what it checked when it ends', () => {
+    // Prepare
+    const lines: string[] = [];
+    const progress = new Progress((line) => lines.push(line));
+
+    // Act: three rounds of the build loop, then the next state.
+    progress.event(entered('StartBuild'), 300);
+    let ms = 400;
+    for (let round = 0; round < 3; round += 1) {
+      for (const state of ['WaitForBuild', 'CheckBuild', 'BuildReady']) {
+        progress.event(entered(state), ms);
+        ms += 10_000;
+      }
+    }
+    progress.line('build: step 10-packages.sh');
+    progress.event(entered('ResolveImage'), 62_400);
+
+    // Assess
+    expect(lines).toEqual([
+      '    0.3s  StartBuild',
+      '    0.4s  WaitForBuild > CheckBuild > BuildReady: a loop that ' +
+        'checks the build status until it is ready',
+      '         build: step 10-packages.sh',
+      '   62.4s  loop done: build status checked 3 time(s) (CheckBuild) ' +
+        'over 62.0 s',
+      '   62.4s  ResolveImage',
+    ]);
   });
 });

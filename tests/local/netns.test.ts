@@ -2,13 +2,20 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { command } from '../../functions/lib/local/command.ts';
 import {
   blockAddresses,
+  createNetwork,
+  listLinks,
+  listNamespaces,
   networkNames,
   preferredBlock,
   releaseNetwork,
+  removeNetwork,
   reserveNetwork,
 } from '../../functions/lib/local/netns.ts';
+import { TOOLS } from '../../functions/lib/system/tools.ts';
+import { describeWithSystem } from '../support/system.ts';
 
 describe('networkNames', () => {
   it('derives names that fit an interface name (15 characters) from the run id', () => {
@@ -146,5 +153,56 @@ describe('reserveNetwork', () => {
     expect(again).toBe(false);
     expect(await readdir(dir)).toEqual([`${b.block}.json`]);
     expect(a.block).not.toBe(b.block);
+  });
+});
+
+describeWithSystem('removeNetwork', { root: true, tools: [TOOLS.ip] }, () => {
+  let dir: string;
+  const runId = `sbc-netns-${process.pid}`;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sbc-ami-subnets-'));
+  });
+  afterEach(async () => {
+    await removeNetwork(networkNames(runId));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reports nothing left behind over 25 create and remove cycles', async () => {
+    // Prepare: the kernel removes the veth with the namespace, a moment
+    // later; a removal that raced it used to report the veth as left.
+    const network = await reserveNetwork(runId, { dir });
+    const reports: Array<{ removed: string[]; leftBehind: string[] }> = [];
+
+    // Act
+    for (let cycle = 0; cycle < 25; cycle += 1) {
+      await createNetwork(network);
+      reports.push(await removeNetwork(network));
+    }
+
+    // Assess
+    expect(reports.flatMap((report) => report.leftBehind)).toEqual([]);
+    for (const report of reports) {
+      expect(report.removed).toContain(
+        `network namespace ${network.namespace}`,
+      );
+    }
+    expect(await listNamespaces()).not.toContain(network.namespace);
+    expect(await listLinks()).not.toContain(network.hostLink);
+  }, 120_000);
+
+  it('counts a namespace and veth that are already gone as removed', async () => {
+    // Prepare: made, then deleted by hand behind its back.
+    const network = await reserveNetwork(runId, { dir });
+    await createNetwork(network);
+    await command('ip', ['netns', 'delete', network.namespace]);
+
+    // Act
+    const report = await removeNetwork(network);
+    const again = await removeNetwork(network);
+
+    // Assess
+    expect(report.leftBehind).toEqual([]);
+    expect(again).toEqual({ removed: [], leftBehind: [] });
+    expect(await listLinks()).not.toContain(network.hostLink);
   });
 });

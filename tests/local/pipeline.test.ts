@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { main } from '../../cli/main.ts';
 import {
   LOCAL_REGION,
   LocalAttestationStore,
@@ -23,6 +24,10 @@ import {
 } from '../../functions/lib/local/image-store.ts';
 import type { LocalPaths } from '../../functions/lib/local/paths.ts';
 import { runLocalPipeline } from '../../functions/lib/local/pipeline.ts';
+import {
+  loadDefinition,
+  taskFunctions,
+} from '../../functions/lib/local/state-machine.ts';
 import type { ProbeReport } from '../../functions/lib/probe/index.ts';
 import { describeWithSystem } from '../support/system.ts';
 import {
@@ -36,6 +41,30 @@ import {
 } from './support.ts';
 
 const PROFILE_NAME = 'genesys-byoc-example';
+
+// The Task logs at the level of a real run (the suite's default is SILENT).
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+});
+
+/** The Task functions the run called, in order, from its path. */
+function tasksOf(path: readonly string[]): string[] {
+  const functions = taskFunctions(loadDefinition());
+  return path.flatMap((state) => {
+    const fn = functions[state];
+    return fn === undefined ? [] : [fn];
+  });
+}
+
+/** The `task finished` lines of a run's pipeline.log. */
+async function finishedTasks(logFile: string) {
+  const text = await readFile(logFile, 'utf8');
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => line.message === 'task finished');
+}
 
 describeWithSystem(
   'runLocalPipeline',
@@ -119,6 +148,35 @@ describeWithSystem(
         expect(result.hosts).toHaveLength(1);
         expect(result.hosts[0]?.pids.length).toBeGreaterThan(1);
         await expectNothingLeft(paths, result);
+
+        // One INFO line per Task, with the run id and a small result.
+        const finished = await finishedTasks(result.logFile);
+        expect(finished.map((line) => line.task)).toEqual(tasksOf(result.path));
+        for (const line of finished) {
+          expect(line).toMatchObject({ level: 'INFO', runId: result.runId });
+          expect(line.durationMs).toEqual(expect.any(Number));
+        }
+        const published = finished.find((line) => line.task === 'Publish');
+        expect(JSON.stringify(published?.result)).toContain(PROFILE_NAME);
+
+        // The signature covers the snapshot's bytes: the run re-hashed
+        // them, and one byte more fails verify --local, naming the file.
+        expect(verification.statement?.subject[0]?.annotations).toMatchObject({
+          contentDigest: await sha256File(file),
+        });
+        expect(result.verification?.contents?.hashed).toEqual({
+          sha256: result.digest,
+          files: [file],
+        });
+        expect(
+          verification.statement?.predicate.buildDefinition.internalParameters
+            ?.sourceDirty,
+        ).toBe(result.source.dirty);
+        await appendFile(file, Buffer.from([0]));
+        const code = await verifyLocally(paths, imageId);
+        expect(code.exit).toBe(1);
+        expect(code.errors).toContain(file);
+        expect(code.errors).toMatch(/not the signed sha256/);
       },
       RUN_TIMEOUT_MS,
     );
@@ -172,11 +230,42 @@ describeWithSystem(
 
         expect(result.hosts[0]?.pids.length).toBeGreaterThan(1);
         await expectNothingLeft(paths, result);
+
+        const finished = (await finishedTasks(result.logFile)).map(
+          (line) => line.task,
+        );
+        expect(finished).toEqual(
+          expect.arrayContaining(['Prepare', 'DiscardImage', 'Notify']),
+        );
+        expect(finished).not.toContain('SmokeTest');
       },
       RUN_TIMEOUT_MS,
     );
   },
 );
+
+/** `sbc-ami verify --local IMAGE` against a home: exit code and stderr. */
+async function verifyLocally(paths: LocalPaths, imageId: string) {
+  const saved = process.env.SBC_AMI_HOME;
+  process.env.SBC_AMI_HOME = paths.home;
+  const errors: string[] = [];
+  const err = vi.spyOn(console, 'error').mockImplementation((line) => {
+    errors.push(String(line));
+  });
+  const out = vi.spyOn(console, 'log').mockImplementation(() => {});
+  try {
+    const exit = await main(['node', 'sbc-ami', 'verify', '--local', imageId]);
+    return { exit, errors: errors.join('\n') };
+  } finally {
+    err.mockRestore();
+    out.mockRestore();
+    if (saved === undefined) {
+      delete process.env.SBC_AMI_HOME;
+    } else {
+      process.env.SBC_AMI_HOME = saved;
+    }
+  }
+}
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');

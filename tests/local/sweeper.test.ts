@@ -3,7 +3,12 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
+import { TAG_RUN_ID, TAG_VALIDATED } from '../../functions/lib/constants.ts';
 import { command } from '../../functions/lib/local/command.ts';
+import {
+  LOCAL_OWNER_ID,
+  LocalImageStore,
+} from '../../functions/lib/local/image-store.ts';
 import { writeJsonFile } from '../../functions/lib/local/json-file.ts';
 import {
   createNetwork,
@@ -16,6 +21,7 @@ import {
   type LocalPaths,
   localPaths,
 } from '../../functions/lib/local/paths.ts';
+import { LocalRegistryPublisher } from '../../functions/lib/local/publisher.ts';
 import { mountsUnder } from '../../functions/lib/local/rootfs.ts';
 import { runWorkDir } from '../../functions/lib/local/run-context.ts';
 import {
@@ -88,6 +94,68 @@ describeWithSystem(
       expect(await mountsUnder(workDir)).toEqual([]);
       expect(existsSync(workDir)).toBe(false);
       expect(await readdir(reservations)).toEqual([]);
+    });
+
+    it('discards the never-published images of a run whose process is gone', async () => {
+      // Prepare: what quitting at once after the build leaves, beside an
+      // image of the same run that was published and one validated.
+      const runId = `sbc-sweep-${process.pid}-c`;
+      await leftoversOf(runId, 999_999_999);
+      const store = new LocalImageStore(paths);
+      for (const [imageId, tags] of [
+        ['img-c-unpublished', {}],
+        ['img-c-published', {}],
+        ['img-c-validated', { [TAG_VALIDATED]: 'true' }],
+      ] as const) {
+        const snapshotId = imageId.replace('img-', 'snap-');
+        await mkdir(store.snapshotDir(snapshotId), { recursive: true });
+        await store.putSnapshot({
+          snapshotId,
+          state: 'completed',
+          encrypted: false,
+          tags: { [TAG_RUN_ID]: runId },
+        });
+        await store.putImage({
+          imageId,
+          name: imageId,
+          state: 'available',
+          createdAt: new Date().toISOString(),
+          architecture: 'x86_64',
+          ownerId: LOCAL_OWNER_ID,
+          public: false,
+          tags: { [TAG_RUN_ID]: runId, ...tags },
+          blockDevices: [{ deviceName: '/dev/xvda', snapshotId }],
+        });
+      }
+      await new LocalRegistryPublisher(paths.registry).publish({
+        imageId: 'img-c-published',
+        runId,
+        profileName: 'lab',
+        description: 'published before the run died',
+      });
+
+      // Act
+      const report = await new LocalLeftoverSweeper(
+        paths,
+        reservations,
+      ).sweepStale();
+
+      // Assess
+      expect(report.runs).toEqual([runId]);
+      expect(report.leftBehind).toEqual([]);
+      expect(report.removed).toEqual(
+        expect.arrayContaining([
+          'image img-c-unpublished (never published)',
+          'snapshot snap-c-unpublished (never published)',
+        ]),
+      );
+      const left = (await store.listImages()).map((i) => i.imageId).sort();
+      expect(left).toEqual(['img-c-published', 'img-c-validated']);
+      const snapshots = (await store.listSnapshots()).map((s) => s.snapshotId);
+      expect(snapshots.sort()).toEqual([
+        'snap-c-published',
+        'snap-c-validated',
+      ]);
     });
 
     it('leaves a run whose process still runs alone', async () => {

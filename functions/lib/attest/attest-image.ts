@@ -7,6 +7,7 @@ import type { Signer } from './signers.ts';
 import { buildStatement, type ProvenanceInput } from './statement.ts';
 import type { AttestationStore } from './store.ts';
 import { describeImage, subjectDifferences, subjectDigest } from './subject.ts';
+import type { ContentReader } from './verify.ts';
 
 /** EC2 refuses tag values longer than this. */
 export const TAG_VALUE_LIMIT = 256;
@@ -16,6 +17,12 @@ export interface AttestImageArgs {
   signer: Signer;
   store: AttestationStore;
   images: ImageStore;
+  /**
+   * Hashes the image's contents again before they are signed, so the
+   * signed content digest is what the files hold now, not only what the
+   * build's tag says. Used when the subject has a content digest.
+   */
+  contents?: ContentReader;
 }
 
 export interface AttestImageResult {
@@ -51,6 +58,19 @@ export async function attestImage(
         `(given -> live: ${subjectDifferences(input.subject, live).join('; ')})`,
       { data: { imageId } },
     );
+  }
+
+  const signedContents = input.subject.contentDigest;
+  if (signedContents !== undefined && args.contents !== undefined) {
+    const hashed = await args.contents(image);
+    if (hashed.sha256 !== signedContents) {
+      throw new SubjectMismatchError(
+        `the contents of image ${imageId} (${hashed.files.join(', ')}) ` +
+          `hash to sha256 ${hashed.sha256}, not ${signedContents} as ` +
+          'recorded by its build: they changed after the build',
+        { data: { imageId, files: hashed.files } },
+      );
+    }
   }
 
   const envelope = await signStatement(statement, signer);

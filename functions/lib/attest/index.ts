@@ -62,4 +62,11 @@ export {
   subjectDigest,
   subjectName,
 } from './subject.ts';
-export { type VerifyArgs, type VerifyResult, verifyImage } from './verify.ts';
+export {
+  type ContentCheck,
+  type ContentReader,
+  type ImageContents,
+  type VerifyArgs,
+  type VerifyResult,
+  verifyImage,
+} from './verify.ts';

@@ -99,6 +99,12 @@ const inputSchema = z
       snapshotIds: z.array(text).min(1),
       architecture: text,
       baseImageId: text,
+      // Bare hex, as describeImage gives it: the digest that is signed is
+      // the one given, never a rewritten form of it.
+      contentDigest: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex SHA-256')
+        .optional(),
     }),
     builderVersion: text,
     builderId: text.optional(),

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
-import { TAG_BASE_IMAGE } from '../constants.ts';
+import { TAG_BASE_IMAGE, TAG_IMAGE_DIGEST } from '../constants.ts';
 import type { ImageRecord } from '../ports.ts';
 import { ImageSubjectError } from './errors.ts';
 
@@ -17,9 +17,16 @@ export interface ImageSubjectInput {
   snapshotIds: string[];
   architecture: string;
   baseImageId: string;
+  /**
+   * Hex SHA-256 of the image's contents, when they can be hashed: a local
+   * image's snapshot files (see `ContentReader`). EBS snapshots cannot be
+   * read back as bytes, so AWS images have none and their subject is the
+   * same as before the field existed.
+   */
+  contentDigest?: string;
 }
 
-/** The fields of the subject, in the order they are reported. */
+/** The fields every subject has, in the order they are reported. */
 export const SUBJECT_FIELDS = [
   'imageId',
   'region',
@@ -28,9 +35,16 @@ export const SUBJECT_FIELDS = [
   'baseImageId',
 ] as const satisfies readonly (keyof ImageSubjectInput)[];
 
+/** Fields a subject has only when the image has them. */
+export const OPTIONAL_SUBJECT_FIELDS = [
+  'contentDigest',
+] as const satisfies readonly (keyof ImageSubjectInput)[];
+
 /**
  * Describes a live image the way its attestation does: the snapshot ids of
- * its EBS mappings and the base image it was built from (its tag).
+ * its EBS mappings, the base image it was built from (its tag) and, when
+ * the build recorded one, the digest of its contents (its tag; a verifier
+ * that can read the contents hashes them again, see verifyImage).
  */
 export function describeImage(
   image: ImageRecord,
@@ -54,19 +68,35 @@ export function describeImage(
     );
   }
 
+  const contentTag = image.tags[TAG_IMAGE_DIGEST];
+  let contentDigest: string | undefined;
+  if (contentTag !== undefined) {
+    const match = /^sha256:([0-9a-f]{64})$/.exec(contentTag);
+    if (match?.[1] === undefined) {
+      throw new ImageSubjectError(
+        `image ${image.imageId} has a ${TAG_IMAGE_DIGEST} tag that is not ` +
+          `sha256:HEX (${JSON.stringify(contentTag)})`,
+        { data: { imageId: image.imageId, tag: TAG_IMAGE_DIGEST } },
+      );
+    }
+    contentDigest = match[1];
+  }
+
   return {
     imageId: image.imageId,
     region,
     snapshotIds: [...snapshotIds].sort(),
     architecture: image.architecture,
     baseImageId,
+    ...(contentDigest === undefined ? {} : { contentDigest }),
   };
 }
 
 /**
  * The RFC 8785 form of a subject. Snapshot ids are sorted first: EC2 does
  * not promise an order for block device mappings, and the set is what
- * identifies the image.
+ * identifies the image. `contentDigest` appears only when the image has
+ * one, so a subject without it hashes as it always did.
  */
 export function canonicalSubject(subject: ImageSubjectInput): string {
   const description = {
@@ -75,6 +105,9 @@ export function canonicalSubject(subject: ImageSubjectInput): string {
     snapshotIds: [...subject.snapshotIds].sort(),
     architecture: subject.architecture,
     baseImageId: subject.baseImageId,
+    ...(subject.contentDigest === undefined
+      ? {}
+      : { contentDigest: subject.contentDigest }),
   };
   const text = canonicalize(description);
   if (text === undefined) {
@@ -102,7 +135,7 @@ export function subjectDifferences(
   actual: ImageSubjectInput,
 ): string[] {
   const differences: string[] = [];
-  for (const field of SUBJECT_FIELDS) {
+  for (const field of [...SUBJECT_FIELDS, ...OPTIONAL_SUBJECT_FIELDS]) {
     const before = show(expected[field]);
     const after = show(actual[field]);
     if (before !== after) {
@@ -112,7 +145,10 @@ export function subjectDifferences(
   return differences;
 }
 
-function show(value: string | readonly string[]): string {
+function show(value: string | readonly string[] | undefined): string {
+  if (value === undefined) {
+    return '(none)';
+  }
   return typeof value === 'string'
     ? value
     : `[${[...value].sort().join(', ')}]`;

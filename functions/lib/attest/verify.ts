@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { TAG_ATTESTATION, TAG_SUBJECT_DIGEST } from '../constants.ts';
-import type { ImageStore } from '../ports.ts';
+import type { ImageRecord, ImageStore } from '../ports.ts';
 import { type Envelope, verifyEnvelope } from './dsse.ts';
 import {
   AttestationFormatError,
@@ -21,6 +21,19 @@ import {
   subjectDigest,
 } from './subject.ts';
 
+/** An image's contents as hashed now, and the files that were read. */
+export interface ImageContents {
+  /** Hex SHA-256 of the files, read one after the other. */
+  sha256: string;
+  files: string[];
+}
+
+/**
+ * Reads an image's contents and hashes them: a local image's snapshot
+ * files. There is none for EBS-backed images.
+ */
+export type ContentReader = (image: ImageRecord) => Promise<ImageContents>;
+
 export interface VerifyArgs {
   imageId: string;
   images: ImageStore;
@@ -28,6 +41,20 @@ export interface VerifyArgs {
   publicKeyPem: string;
   /** The region the image lives in: part of its subject. */
   region: string;
+  /**
+   * Hashes the image's contents again, to compare with the content digest
+   * that was signed. Without it only the tags and the signature are
+   * checked, and `contents.hashed` stays empty.
+   */
+  contents?: ContentReader;
+}
+
+/** What verification found out about the image's contents. */
+export interface ContentCheck {
+  /** The content digest the signed subject holds; absent if none. */
+  signed?: string;
+  /** The contents hashed again now, when a reader was given. */
+  hashed?: ImageContents;
 }
 
 export interface VerifyResult {
@@ -47,13 +74,17 @@ export interface VerifyResult {
   keyId?: string;
   /** The signed statement, only once its signature verified. */
   statement?: Statement;
+  /** The image's contents, once the signed subject is the live image. */
+  contents?: ContentCheck;
 }
 
 /**
  * Verifies an image against its attestation: the signature with the given
  * public key, then the subject recomputed from the live image against the
- * tag and against what was signed. A bad or missing attestation is a
- * reason in the result; only a failure to reach the stores throws.
+ * tag and against what was signed, then (with `contents`) the image's
+ * contents hashed again against the signed content digest. A bad or
+ * missing attestation is a reason in the result; only a failure to reach
+ * the stores throws.
  */
 export async function verifyImage(args: VerifyArgs): Promise<VerifyResult> {
   const { imageId, region } = args;
@@ -117,10 +148,45 @@ export async function verifyImage(args: VerifyArgs): Promise<VerifyResult> {
   // Past this point the payload is signed by the key: its content can be
   // trusted to be what the signer wrote, so reading it as ours is safe.
   const statement = readStatement(check.payload, reasons);
-  if (statement !== undefined && live !== undefined) {
-    checkSubject(statement, live, reasons);
+  if (statement === undefined || live === undefined) {
+    return result({ ...known, keyId: check.keyId, statement });
   }
-  return result({ ...known, keyId: check.keyId, statement });
+  if (!checkSubject(statement, live, reasons)) {
+    return result({ ...known, keyId: check.keyId, statement });
+  }
+  // The signed digest covers the live description, content digest included.
+  const contents = await checkContents(image, live, args.contents, reasons);
+  return result({ ...known, keyId: check.keyId, statement, contents });
+}
+
+async function checkContents(
+  image: ImageRecord,
+  live: ImageSubjectInput,
+  reader: ContentReader | undefined,
+  reasons: string[],
+): Promise<ContentCheck> {
+  const signed = live.contentDigest;
+  if (signed === undefined || reader === undefined) {
+    return signed === undefined ? {} : { signed };
+  }
+  let hashed: ImageContents;
+  try {
+    hashed = await reader(image);
+  } catch (error) {
+    reasons.push(
+      `the contents of image ${image.imageId} cannot be hashed again: ` +
+        (error as Error).message,
+    );
+    return { signed };
+  }
+  if (hashed.sha256 !== signed) {
+    reasons.push(
+      `the contents of image ${image.imageId} (${hashed.files.join(', ')}) ` +
+        `hash to sha256 ${hashed.sha256}, not the signed sha256 ${signed}: ` +
+        'they changed after signing',
+    );
+  }
+  return { signed, hashed };
 }
 
 async function fetchEnvelope(
@@ -180,14 +246,15 @@ function readStatement(
   return value as Statement;
 }
 
+/** True when the statement names the live image; a reason otherwise. */
 function checkSubject(
   statement: Statement,
   live: ImageSubjectInput,
   reasons: string[],
-): void {
+): boolean {
   const liveDigest = subjectDigest(live);
   if (statement.subject.some((s) => s.digest?.sha256 === liveDigest)) {
-    return;
+    return true;
   }
 
   const signed = statement.subject
@@ -200,7 +267,20 @@ function checkSubject(
       ? `signed -> live: ${differences.join('; ')}`
       : `signed ${statement.subject.map((s) => s.digest?.sha256).join(', ')}` +
         `, live ${liveDigest}`;
-  reasons.push(`the attestation's subject is not the live image (${detail})`);
+  // An image signed before its content digest was part of the subject.
+  const unsignedContents =
+    signed !== undefined &&
+    signed.contentDigest === undefined &&
+    differences.length === 1 &&
+    differences[0]?.startsWith('contentDigest:');
+  reasons.push(
+    `the attestation's subject is not the live image (${detail})` +
+      (unsignedContents
+        ? ": it was signed without the image's content digest, so its " +
+          'signature does not cover the contents'
+        : ''),
+  );
+  return false;
 }
 
 function signedSubject(

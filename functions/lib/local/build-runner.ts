@@ -13,10 +13,12 @@ import { MANIFEST_FILE, parseManifest } from '../aws/build-runner.ts';
 import {
   MANAGED_BY_VALUE,
   TAG_BASE_IMAGE,
+  TAG_IMAGE_DIGEST,
   TAG_MANAGED_BY,
   TAG_PROFILE,
   TAG_PROFILE_DIGEST,
   TAG_RUN_ID,
+  TAG_SOURCE_DIRTY,
   TAG_SOURCE_REVISION,
   TAG_TEMPLATE_DIGEST,
 } from '../constants.ts';
@@ -56,7 +58,7 @@ import {
 import type { LocalRun } from './run-context.ts';
 
 /** SHA-256 of the packed root filesystem, on the image and its snapshot. */
-export const TAG_IMAGE_DIGEST = 'sbc-ami:image-digest';
+export { TAG_IMAGE_DIGEST };
 
 /** The builder type named in the manifest, in place of `amazon-ebs`. */
 export const LOCAL_BUILDER_TYPE = 'sbc-ami-chroot';
@@ -92,6 +94,11 @@ export interface LocalBuildRunnerOptions {
   readonly store: LocalImageStore;
   /** The pipeline's commit: a full git commit id. */
   readonly sourceRevision: string;
+  /**
+   * The checkout has changes that commit does not hold: the image is then
+   * tagged so, and its provenance says `sourceDirty: true`.
+   */
+  readonly sourceDirty?: boolean;
   /**
    * How long `get` waits for the build to change before it answers
    * IN_PROGRESS: the state machine's wait loop stays short in local mode
@@ -239,12 +246,12 @@ export class LocalBuildRunner implements BuildRunner {
       say(`phase ${phase}`);
       this.#changed(build);
     };
-    // Only the lines that mark a step reach the person watching.
+    const progress = new BuildProgress((line) =>
+      this.#run.progress(`build: ${line}`),
+    );
     const onRootfsLine = (line: string) => {
       say(line);
-      if (/^step /.test(line)) {
-        this.#run.progress(`build: ${line}`);
-      }
+      progress.line(line);
     };
 
     try {
@@ -272,6 +279,10 @@ export class LocalBuildRunner implements BuildRunner {
       await this.#register(build, request, prepared, result);
       await cleanupRootfs(build.dir);
       build.timings.register = Math.round(performance.now() - started);
+      this.#run.progress(
+        `build: registered image ${build.imageId} (snapshot ` +
+          `${build.snapshotId})`,
+      );
 
       build.status = 'SUCCEEDED';
       build.phase = 'COMPLETED';
@@ -282,6 +293,7 @@ export class LocalBuildRunner implements BuildRunner {
       say(`build ${build.status} in ${build.phase}: ${build.failure}`);
       await this.#undo(build, say);
     } finally {
+      progress.stop();
       build.endedAt = new Date().toISOString();
       this.#changed(build);
       await new Promise((done) => log.end(done));
@@ -351,6 +363,7 @@ export class LocalBuildRunner implements BuildRunner {
       [TAG_PROFILE_DIGEST]: request.profileDigest,
       [TAG_TEMPLATE_DIGEST]: prepared.templateDigest,
       [TAG_SOURCE_REVISION]: this.#options.sourceRevision,
+      [TAG_SOURCE_DIRTY]: String(this.#options.sourceDirty ?? false),
       [TAG_BASE_IMAGE]: request.baseImageId,
     };
     const tags = {
@@ -411,6 +424,7 @@ export class LocalBuildRunner implements BuildRunner {
             profile_digest: request.profileDigest,
             template_digest: prepared.templateDigest,
             source_revision: this.#options.sourceRevision,
+            source_dirty: String(this.#options.sourceDirty ?? false),
             base_image_id: request.baseImageId,
           },
         },
@@ -453,6 +467,83 @@ export class LocalBuildRunner implements BuildRunner {
       build.wake = next;
     });
     wake();
+  }
+}
+
+/** How long a step may run without a progress line before one is shown. */
+const QUIET_MS = 10_000;
+/** A provisioning script's own progress line (`==> what: ...`). */
+const SCRIPT_MARKER = /^\[[^\]]+\] ==> (.*)$/;
+/** The validation step's verdict (90-validate.sh). */
+const VERDICT = /^\[[^\]]+\] (\d+ checks, \d+ mismatches|validation \w+.*)$/;
+
+/**
+ * The build's lines a person sees, as they come: each step's start and
+ * end, the scripts' own `==> ` markers and the validation verdict,
+ * packing, and for a step that runs long without any of these, a line
+ * every QUIET_MS with its last output (apt's "Setting up ..." during the
+ * package step).
+ */
+class BuildProgress {
+  readonly #show: (line: string) => void;
+  readonly #timer: NodeJS.Timeout;
+  #step: { name: string; since: number; shownAt: number } | undefined;
+  #last = '';
+
+  constructor(show: (line: string) => void) {
+    this.#show = show;
+    this.#timer = setInterval(() => this.#tick(), 1000);
+    this.#timer.unref();
+  }
+
+  line(line: string): void {
+    const started = /^step (\S+)( \(no network\))?$/.exec(line);
+    if (started?.[1] !== undefined) {
+      const now = performance.now();
+      this.#step = { name: started[1], since: now, shownAt: now };
+      this.#emit(line);
+      return;
+    }
+    if (/^step \S+ done in /.test(line)) {
+      this.#emit(line);
+      this.#step = undefined;
+      return;
+    }
+    const marked = (SCRIPT_MARKER.exec(line) ?? VERDICT.exec(line))?.[1];
+    if (marked !== undefined) {
+      this.#emit(`  ${marked}`);
+      return;
+    }
+    if (/^packing |^build \S+: packed /.test(line)) {
+      this.#emit(line.replace(/^build \S+: /, ''));
+      return;
+    }
+    this.#last = line.replace(/^\[[^\]]+\] /, '').trim();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  #emit(line: string): void {
+    if (this.#step !== undefined) {
+      this.#step.shownAt = performance.now();
+    }
+    this.#show(line);
+  }
+
+  #tick(): void {
+    const step = this.#step;
+    if (step === undefined || performance.now() - step.shownAt < QUIET_MS) {
+      return;
+    }
+    const seconds = Math.round((performance.now() - step.since) / 1000);
+    const last =
+      this.#last.length > 72 ? `${this.#last.slice(0, 72)}...` : this.#last;
+    this.#emit(
+      `  ${step.name} running for ${seconds} s` +
+        (last === '' ? '' : `, last output: ${last}`),
+    );
   }
 }
 

@@ -93,6 +93,11 @@ export function localSettings(
  * grace window of one hour unless RETENTION_GRACE_HOURS says otherwise. A
  * local image is a few hundred MB, and a run still building is protected
  * by its work folder anyway.
+ *
+ * Everything that plans retention for the local home uses this one policy:
+ * the CleanupOrphans step of `sbc-ami local` and `sbc-ami cleanup --local`
+ * alike, so a dry run shows what the pipeline itself would delete. (AWS
+ * keeps `policyFromEnv` and its 24-hour default.)
  */
 export function localPolicy(
   env: NodeJS.ProcessEnv = process.env,
@@ -118,6 +123,8 @@ export interface LocalAdapters {
 export interface LocalAdapterOptions {
   /** The pipeline's commit, a full git commit id. */
   readonly sourceRevision: string;
+  /** The checkout has changes that commit does not hold (false if not given). */
+  readonly sourceDirty?: boolean;
   /** Days the test host's throwaway certificate is valid. */
   readonly certificateDays: number;
   readonly settings?: PipelineSettings;
@@ -147,6 +154,7 @@ export async function createLocalAdapters(
   const builds = new LocalBuildRunner(run, {
     store: images,
     sourceRevision: options.sourceRevision,
+    sourceDirty: options.sourceDirty ?? false,
     pollMs: options.buildPollMs,
   });
   const hosts = new LocalTestHostRunner(run, {
@@ -174,6 +182,7 @@ export async function createLocalAdapters(
     attestations: new LocalAttestationStore(paths),
     region: LOCAL_REGION,
     builderVersion: packageVersion(),
+    contents: (image) => images.hashContents(image),
     publisher,
     notifier,
     sweeper,

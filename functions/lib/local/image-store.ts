@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ImageContents } from '../attest/index.ts';
 import { SnapshotInUseError } from '../errors.ts';
 import { globToRegExp } from '../glob.ts';
 import type {
@@ -109,6 +112,34 @@ export class LocalImageStore implements ImageStore {
       force: true,
     });
     return 'deleted';
+  }
+
+  /** The packed root filesystem of each snapshot, by sorted snapshot id. */
+  contentFiles(image: ImageRecord): string[] {
+    return image.blockDevices
+      .map((device) => device.snapshotId)
+      .filter((id): id is string => id !== undefined && id !== '')
+      .sort()
+      .map((id) => join(this.snapshotDir(id), SNAPSHOT_FILE));
+  }
+
+  /**
+   * Hashes the image's contents now: its snapshot files read one after
+   * the other (one file for a local build, whose SHA-256 this then is).
+   * The `ContentReader` of local verification and signing.
+   */
+  async hashContents(image: ImageRecord): Promise<ImageContents> {
+    const files = this.contentFiles(image);
+    if (files.length === 0) {
+      throw new Error(`image ${image.imageId} has no snapshot to hash`);
+    }
+    const hash = createHash('sha256');
+    for (const file of files) {
+      for await (const chunk of createReadStream(file)) {
+        hash.update(chunk as Buffer);
+      }
+    }
+    return { sha256: hash.digest('hex'), files };
   }
 
   async deleteSnapshot(snapshotId: string): Promise<DeleteOutcome> {

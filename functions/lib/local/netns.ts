@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { command, isAlive } from './command.ts';
+import { command, isAlive, waitUntil } from './command.ts';
 
 /** Prefix of every namespace local mode creates (`ip netns list`). */
 export const NAMESPACE_PREFIX = 'sbcami-';
@@ -275,36 +275,70 @@ export async function createNetwork(
 /**
  * Deletes the namespace (its end of the veth, its nftables ruleset and
  * every socket in it go with it) and this side's veth end if it is still
- * there. Never throws: resolves to what it removed and what is left.
+ * there. Something already gone counts as removed: the kernel deletes the
+ * veth pair with the namespace, a moment later, and another sweep may have
+ * been first. Never throws: resolves to what it removed and what is left.
  */
 export async function removeNetwork(
   names: NetworkNames,
 ): Promise<{ removed: string[]; leftBehind: string[] }> {
   const removed: string[] = [];
   const leftBehind: string[] = [];
-  if (await namespaceExists(names.namespace)) {
-    try {
-      await command('ip', ['netns', 'delete', names.namespace]);
-      removed.push(`network namespace ${names.namespace}`);
-    } catch (error) {
-      leftBehind.push(
-        `network namespace ${names.namespace} (ip netns delete ` +
-          `${names.namespace}): ${(error as Error).message}`,
+  const namespace = `network namespace ${names.namespace}`;
+  const veth = `veth ${names.hostLink}`;
+  try {
+    if (await namespaceExists(names.namespace)) {
+      await removeUnlessGone(
+        () => command('ip', ['netns', 'delete', names.namespace]),
+        () => namespaceExists(names.namespace),
       );
+      removed.push(namespace);
     }
+  } catch (error) {
+    leftBehind.push(
+      `${namespace} (ip netns delete ${names.namespace}): ` +
+        (error as Error).message,
+    );
   }
-  if (await linkExists(names.hostLink)) {
-    try {
-      await command('ip', ['link', 'delete', names.hostLink]);
-      removed.push(`veth ${names.hostLink}`);
-    } catch (error) {
-      leftBehind.push(
-        `veth ${names.hostLink} (ip link delete ${names.hostLink}): ` +
-          (error as Error).message,
+
+  try {
+    // The peer of a deleted namespace's veth goes shortly after it.
+    await waitUntil(async () => !(await linkExists(names.hostLink)), {
+      timeoutMs: LINK_GONE_MS,
+    });
+    if (await linkExists(names.hostLink)) {
+      await removeUnlessGone(
+        () => command('ip', ['link', 'delete', names.hostLink]),
+        () => linkExists(names.hostLink),
       );
+      removed.push(veth);
     }
+  } catch (error) {
+    leftBehind.push(
+      `${veth} (ip link delete ${names.hostLink}): ${(error as Error).message}`,
+    );
   }
   return { removed, leftBehind };
+}
+
+/** How long the kernel gets to delete a veth whose peer's namespace went. */
+const LINK_GONE_MS = 2000;
+
+/**
+ * Runs `remove`; a failure stands only while `exists` still holds (ip says
+ * "Cannot find device" for a veth the kernel removed meanwhile).
+ */
+async function removeUnlessGone(
+  remove: () => Promise<unknown>,
+  exists: () => Promise<boolean>,
+): Promise<void> {
+  try {
+    await remove();
+  } catch (error) {
+    if (await exists()) {
+      throw error;
+    }
+  }
 }
 
 /** Names of the network namespaces that exist now. */

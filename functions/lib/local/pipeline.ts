@@ -4,8 +4,8 @@
  * local adapters, and a cleanup that leaves nothing behind whether the run
  * succeeds, fails or is interrupted.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { taskHandlers } from '../../tasks.ts';
@@ -15,16 +15,13 @@ import {
   type VerifyResult,
   verifyImage,
 } from '../attest/index.ts';
-import { TAG_PROFILE } from '../constants.ts';
 import { ConfigurationError, describeError } from '../errors.ts';
 import type { TaskHandler } from '../handler.ts';
 import { type ExecutionInput, runIdentity } from '../pipeline/run-id.ts';
 import type { PipelineSettings } from '../pipeline/settings.ts';
 import type { ImageRecord, Notification } from '../ports.ts';
 import type { ProbeReport } from '../probe/index.ts';
-import { discardImage } from '../retention/index.ts';
 import { registerBaseImage } from './base-image.ts';
-import { TAG_IMAGE_DIGEST } from './build-runner.ts';
 import { command } from './command.ts';
 import {
   createLocalAdapters,
@@ -33,13 +30,14 @@ import {
   REPO_ROOT,
 } from './deps.ts';
 import { LocalImageStore, SNAPSHOT_FILE } from './image-store.ts';
-import { type HostNetwork, reserveNetwork } from './netns.ts';
+import { type HostNetwork, RESERVATIONS_DIR, reserveNetwork } from './netns.ts';
 import { type LocalPaths, localPaths } from './paths.ts';
 import { runRecordDir, runWorkDir } from './run-context.ts';
 import { type LocalEvent, runLocalStateMachine } from './state-machine.ts';
 import { claimWorkDir, LocalLeftoverSweeper } from './sweeper.ts';
 import { routeTaskLogs } from './task-logs.ts';
 import type { TestHostRecord } from './test-host.ts';
+import { discardUnpublished } from './unpublished.ts';
 
 export interface LocalPipelineOptions {
   readonly profileFile: string;
@@ -73,6 +71,24 @@ export interface LocalRunStart {
   readonly logFile: string;
   readonly network: HostNetwork;
   readonly baseImageId: string;
+  /** The checkout the image is built from. */
+  readonly source: SourceState;
+  /**
+   * What the run has on the machine right now that its cleanup would
+   * remove, one line each: what quitting at once leaves for the next
+   * run's sweep. Synchronous, so a signal handler can call it.
+   */
+  readonly leftovers: () => string[];
+}
+
+/** The pipeline's checkout, as the provenance records it. */
+export interface SourceState {
+  /** `git rev-parse HEAD`: a full commit id. */
+  readonly revision: string;
+  /** True when the working tree differs from that commit. */
+  readonly dirty: boolean;
+  /** `git status --porcelain` lines: changed and untracked paths. */
+  readonly changes: string[];
 }
 
 /** Time spent in one state of the definition, over all its entries. */
@@ -97,12 +113,16 @@ export interface LocalPipelineResult {
   readonly image?: ImageRecord;
   /** SHA-256 (hex) of the packed root filesystem, as the build recorded it. */
   readonly digest?: string;
-  /** The snapshot file hashed again now matches `digest`. */
-  readonly digestMatches?: boolean;
   readonly imageFile?: string;
   /** The last smoke-test report, also when it failed the run. */
   readonly smoke?: ProbeReport;
+  /**
+   * The image verified as `sbc-ami verify --local` does: signature, subject,
+   * and the snapshot file hashed again against the signed content digest.
+   */
   readonly verification?: VerifyResult;
+  /** The checkout the image was built from. */
+  readonly source: SourceState;
   readonly published?: { location: string; history: string[] };
   readonly attestation?: string;
   readonly publicKeyFile?: string;
@@ -136,7 +156,7 @@ export async function runLocalPipeline(
   const cacheDir = resolve(options.cacheDir ?? paths.cache);
   const progress = options.progress ?? (() => {});
   const signal = options.signal;
-  const sourceRevision = await readSourceRevision();
+  const source = await readSourceState();
 
   const sweeper = new LocalLeftoverSweeper(paths, options.reservationsDir);
   const stale = await sweeper.sweepStale();
@@ -196,7 +216,8 @@ export async function runLocalPipeline(
         progress,
       },
       {
-        sourceRevision,
+        sourceRevision: source.revision,
+        sourceDirty: source.dirty,
         certificateDays: options.certificateDays ?? 90,
         settings: options.settings?.(localSettings()) ?? localSettings(),
         notify: options.notify,
@@ -204,6 +225,8 @@ export async function runLocalPipeline(
       },
     );
     restoreLogs = await routeTaskLogs(logFile);
+    const bound = adapters;
+    const hostNetwork = network;
     options.onStart?.({
       runId,
       executionName,
@@ -211,10 +234,16 @@ export async function runLocalPipeline(
       logFile,
       network,
       baseImageId: base.imageId,
+      source,
+      leftovers: () =>
+        presentLeftovers(bound, hostNetwork, {
+          workDir,
+          registryFile: paths.registry,
+          reservationsDir: options.reservationsDir ?? RESERVATIONS_DIR,
+        }),
     });
 
     const inflight = new Set<Promise<unknown>>();
-    const bound = adapters;
     execution = await runLocalStateMachine({
       handlers: tracked(
         taskHandlers(() => bound.deps),
@@ -254,6 +283,7 @@ export async function runLocalPipeline(
     path: execution.path,
     baseImageId: base.imageId,
     ...summary,
+    source,
     network,
     recordDir,
     logFile,
@@ -290,7 +320,12 @@ async function finish(
     await adapters.builds.stopAll();
     leftBehind.push(...(await adapters.hosts.terminateAll()));
     if (execution?.status !== 'SUCCEEDED') {
-      leftBehind.push(...(await discardUnpublished(adapters, runId)));
+      const discarded = await discardUnpublished(
+        adapters.images,
+        adapters.publisher,
+        runId,
+      );
+      leftBehind.push(...discarded.leftBehind);
     }
   }
   const swept = await sweeper.sweep(runId);
@@ -298,32 +333,58 @@ async function finish(
   return leftBehind;
 }
 
-async function discardUnpublished(
+/**
+ * What a run has on the machine now, read without waiting: its work
+ * folder (mounts and chrooted processes in it), its namespace and veth,
+ * its images not in the registry, its /30 reservation.
+ */
+function presentLeftovers(
   adapters: LocalAdapters,
-  runId: string,
-): Promise<string[]> {
-  const leftBehind: string[] = [];
-  for (const build of adapters.builds.reports()) {
-    if (build.imageId === undefined) {
-      continue;
-    }
-    const image = await adapters.images.describeImage(build.imageId);
-    const profile = image?.tags[TAG_PROFILE];
-    const history =
-      profile === undefined ? [] : await adapters.publisher.history(profile);
-    if (history[0] === build.imageId) {
-      continue;
-    }
-    const result = await discardImage(adapters.images, build.imageId, {
-      snapshotIds: build.snapshotId === undefined ? [] : [build.snapshotId],
-      runId,
-    });
-    leftBehind.push(
-      ...result.leftBehind,
-      ...result.errors.map((error) => `${error.id}: ${error.reason}`),
+  network: HostNetwork,
+  where: { workDir: string; registryFile: string; reservationsDir: string },
+): string[] {
+  const lines: string[] = [];
+  if (existsSync(where.workDir)) {
+    lines.push(
+      `work folder ${where.workDir} (with any mount and process in it)`,
     );
   }
-  return leftBehind;
+  if (existsSync(join('/run/netns', network.namespace))) {
+    lines.push(
+      `network namespace ${network.namespace}, veth ${network.hostLink}`,
+    );
+  }
+  const published = registryImageIds(where.registryFile);
+  for (const build of adapters.builds.reports()) {
+    if (build.imageId !== undefined && !published.has(build.imageId)) {
+      lines.push(
+        `image ${build.imageId} and snapshot ${build.snapshotId} ` +
+          '(never published)',
+      );
+    } else if (build.imageId === undefined && build.snapshotId !== undefined) {
+      lines.push(`snapshot ${build.snapshotId} (no image registered yet)`);
+    }
+  }
+  if (existsSync(join(where.reservationsDir, `${network.block}.json`))) {
+    lines.push(`reservation of ${network.hostAddress}/30`);
+  }
+  return lines;
+}
+
+/** The registry's image ids, read at once; none when it cannot be read. */
+function registryImageIds(file: string): Set<string> {
+  try {
+    const registry = JSON.parse(readFileSync(file, 'utf8')) as {
+      profiles?: Record<string, { history?: Array<{ imageId?: string }> }>;
+    };
+    return new Set(
+      Object.values(registry.profiles ?? {}).flatMap((profile) =>
+        (profile.history ?? []).map((entry) => entry.imageId ?? ''),
+      ),
+    );
+  } catch {
+    return new Set();
+  }
 }
 
 async function summarize(
@@ -353,24 +414,20 @@ async function summarize(
     snapshotId === undefined
       ? undefined
       : join(adapters.images.snapshotDir(snapshotId), SNAPSHOT_FILE);
-  const recorded = image?.tags[TAG_IMAGE_DIGEST]?.replace(/^sha256:/, '');
-  const digestMatches =
-    imageFile !== undefined && recorded !== undefined
-      ? (await sha256File(imageFile)) === recorded
-      : false;
+  const images = adapters.images;
   const verification = await verifyImage({
     imageId,
-    images: adapters.images,
+    images,
     attestations: new LocalAttestationStore(paths),
     publicKeyPem: await adapters.signer.publicKeyPem(),
     region: LOCAL_REGION,
+    contents: (record) => images.hashContents(record),
   });
   const profileName = output.run?.profileName ?? '';
   return {
     ...base,
     image,
     imageFile,
-    digestMatches,
     verification,
     attestation: output.attestation?.location,
     published: {
@@ -442,6 +499,33 @@ class StateClock {
   }
 }
 
+/**
+ * The checkout's commit and whether its working tree differs from it
+ * (changed, staged or untracked files): a dirty tree builds an image that
+ * no commit describes, which the provenance then says.
+ */
+export async function readSourceState(root = REPO_ROOT): Promise<SourceState> {
+  const revision = await readSourceRevision(root);
+  let status: string;
+  try {
+    status = await command('git', [
+      '-C',
+      root,
+      'status',
+      '--porcelain=v1',
+      '--untracked-files=normal',
+    ]);
+  } catch (error) {
+    throw new ConfigurationError(
+      `cannot tell whether the checkout ${root} has uncommitted changes ` +
+        `(git status): ${describeError(error)}`,
+      { cause: error },
+    );
+  }
+  const changes = status.split('\n').filter((line) => line.trim() !== '');
+  return { revision, dirty: changes.length > 0, changes };
+}
+
 /** The checkout's commit, which every local image is tagged with. */
 export async function readSourceRevision(root = REPO_ROOT): Promise<string> {
   let revision: string;
@@ -462,12 +546,4 @@ export async function readSourceRevision(root = REPO_ROOT): Promise<string> {
     );
   }
   return revision;
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) {
-    hash.update(chunk as Buffer);
-  }
-  return hash.digest('hex');
 }

@@ -311,12 +311,14 @@ export async function buildRootfs(
       await timed(script, () =>
         runScript(rootfsDir, script, options.cacheDir, log, signal),
       );
+      log(`step ${script} done in ${seconds(timings[script])} s`);
     }
   } finally {
     await unmountAll(rootfsDir, log);
   }
   await rm(join(rootfsDir, 'usr/sbin/policy-rc.d'), { force: true });
 
+  log('packing the root filesystem (tar) and hashing it (sha256)');
   await timed('pack', () =>
     run(
       'tar',
@@ -575,7 +577,10 @@ async function unmountAll(
         await run('umount', ['--lazy', mount]);
         log(`unmount: ${mount} was busy, detached lazily`);
       } catch (error) {
-        log(`unmount: cannot unmount ${mount}: ${(error as Error).message}`);
+        // Gone with its parent, or unmounted by another cleanup: done.
+        if ((await mountsUnder(mount)).includes(mount)) {
+          log(`unmount: cannot unmount ${mount}: ${(error as Error).message}`);
+        }
       }
     }
   }
@@ -733,6 +738,10 @@ function prefixed(
 }
 
 // ------------------------------------------------------------------ files
+
+function seconds(ms: number | undefined): string {
+  return ((ms ?? 0) / 1000).toFixed(1);
+}
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');

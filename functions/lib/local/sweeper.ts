@@ -2,7 +2,9 @@
  * Removes what a local run left on this machine, found by the run id
  * alone: processes chrooted in its work folder, its network namespace and
  * veth (named from the run id), mounts under its work folder, the folder
- * itself and its /30 reservation. Only names local mode gives are touched.
+ * itself and its /30 reservation; for a run whose process is gone, also
+ * the images it made and never published. Only names local mode gives are
+ * touched.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +12,7 @@ import { z } from 'zod';
 import { describeError } from '../errors.ts';
 import type { LeftoverSweeper, SweepReport } from '../ports.ts';
 import { endProcessesUnder, isAlive } from './command.ts';
+import { LocalImageStore } from './image-store.ts';
 import { readJsonFile, writeJsonFile } from './json-file.ts';
 import {
   networkNames,
@@ -18,8 +21,10 @@ import {
   removeNetwork,
 } from './netns.ts';
 import type { LocalPaths } from './paths.ts';
+import { LocalRegistryPublisher } from './publisher.ts';
 import { cleanupRootfs, mountsUnder } from './rootfs.ts';
 import { runWorkDir } from './run-context.ts';
+import { discardUnpublished } from './unpublished.ts';
 
 /** Written first into a run's work folder: which process owns the run. */
 export const OWNER_FILE = 'owner.json';
@@ -83,8 +88,11 @@ export class LocalLeftoverSweeper implements LeftoverSweeper {
   }
 
   /**
-   * Sweeps the runs of this home whose process is gone (killed, or the
-   * machine rebooted): their work folder says which process owned them.
+   * Sweeps the runs of this home whose process is gone (killed, quit at
+   * once, or the machine rebooted): their work folder says which process
+   * owned them. Their images that never reached the registry and were not
+   * validated are discarded first, while the work folder still marks the
+   * run; the retention policy decides about validated ones.
    */
   async sweepStale(): Promise<SweepReport & { runs: string[] }> {
     const runs: string[] = [];
@@ -102,11 +110,31 @@ export class LocalLeftoverSweeper implements LeftoverSweeper {
         continue;
       }
       runs.push(runId);
-      const report = await this.sweep(runId);
-      removed.push(...report.removed);
-      leftBehind.push(...report.leftBehind);
+      for (const report of [
+        await this.#discardImages(runId),
+        await this.sweep(runId),
+      ]) {
+        removed.push(...report.removed);
+        leftBehind.push(...report.leftBehind);
+      }
     }
     return { runs, removed, leftBehind };
+  }
+
+  async #discardImages(runId: string): Promise<SweepReport> {
+    try {
+      return await discardUnpublished(
+        new LocalImageStore(this.paths),
+        new LocalRegistryPublisher(this.paths.registry),
+        runId,
+        { keepValidated: true },
+      );
+    } catch (error) {
+      return {
+        removed: [],
+        leftBehind: [`images of run ${runId}: ${describeError(error)}`],
+      };
+    }
   }
 }
 

@@ -2,10 +2,15 @@ import { z } from 'zod';
 import {
   type AttestationStore,
   attestImage,
+  type ContentReader,
   describeImage,
   type Signer,
 } from '../attest/index.ts';
-import { TAG_SOURCE_REVISION, TAG_TEMPLATE_DIGEST } from '../constants.ts';
+import {
+  TAG_SOURCE_DIRTY,
+  TAG_SOURCE_REVISION,
+  TAG_TEMPLATE_DIGEST,
+} from '../constants.ts';
 import { ImageNotFoundError, SigningError } from '../errors.ts';
 import type { ImageStore } from '../ports.ts';
 import { describeRef, RunContextSchema } from './prepare.ts';
@@ -30,6 +35,11 @@ export interface SignDeps {
   /** This pipeline's version, named as the builder in the provenance. */
   readonly builderVersion: string;
   readonly now: () => Date;
+  /**
+   * Hashes an image's contents again before signing them; only images
+   * made of files have one (local mode).
+   */
+  readonly contents?: ContentReader;
 }
 
 /**
@@ -55,6 +65,11 @@ export async function signImage(
     return value;
   };
 
+  // Recorded as the build saw it; a build that could not tell says nothing.
+  const dirty = image.tags[TAG_SOURCE_DIRTY];
+  const sourceDirty =
+    dirty === undefined ? {} : { sourceDirty: dirty === 'true' };
+
   return attestImage({
     input: {
       subject: describeImage(image, deps.region),
@@ -75,11 +90,13 @@ export async function signImage(
         profileName: input.run.profileName,
         baseImageName: input.run.baseImageName,
         trigger: input.run.source,
+        ...sourceDirty,
       },
       smokeReport: input.smoke,
     },
     signer: deps.signer,
     store: deps.attestations,
     images: deps.images,
+    contents: deps.contents,
   });
 }
