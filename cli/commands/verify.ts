@@ -22,6 +22,7 @@ import { LocalImageStore } from '../../functions/lib/local/image-store.ts';
 import { localPaths } from '../../functions/lib/local/paths.ts';
 import type { ImageStore } from '../../functions/lib/ports.ts';
 import { EXIT_FAILED, EXIT_OK, UsageError } from '../exit.ts';
+import { awsClient } from '../lib/aws.ts';
 import type { RegisterCommand } from '../main.ts';
 
 export interface VerifyOptions {
@@ -135,7 +136,7 @@ async function awsContext(options: VerifyOptions): Promise<VerifyContext> {
     );
   }
 
-  const ec2 = new EC2Client({ region: options.region });
+  const ec2 = awsClient(EC2Client, { region: options.region });
   let region: string;
   try {
     region = await ec2.config.region();
@@ -160,7 +161,7 @@ async function awsContext(options: VerifyOptions): Promise<VerifyContext> {
     images: new Ec2ImageStore(ec2),
     // The bucket may be in another region than the image.
     attestations: new S3AttestationStore(
-      new S3Client({ region, followRegionRedirects: true }),
+      awsClient(S3Client, { region, followRegionRedirects: true }),
     ),
     region,
     publicKeyPem,
@@ -206,7 +207,7 @@ async function kmsPublicKey(
   keyId: string,
   region: string | undefined,
 ): Promise<string> {
-  const signer = new KmsSigner(new KMSClient({ region }), keyId);
+  const signer = new KmsSigner(awsClient(KMSClient, { region }), keyId);
   try {
     return await signer.publicKeyPem();
   } catch (error) {
