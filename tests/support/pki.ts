@@ -1,8 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { openCa } from '../../functions/lib/local/openssl-ca.ts';
+
+type CaSigner = Awaited<ReturnType<typeof openCa>>;
 
 /**
  * A throwaway PKI made with the openssl CLI: a root CA, an intermediate CA
@@ -62,8 +65,8 @@ export async function createPki(): Promise<TestPki> {
   const dir = await mkdtemp(join(tmpdir(), 'sbc-ami-pki-'));
   try {
     const root = await selfSignedRoot(dir, 'root', 'sbc-ami Test Root CA');
-    await prepareIssuer(dir, 'root');
-    const intermediate = await issue(dir, 'root', root, {
+    const signByRoot = await openCa(join(dir, 'root.db'), openssl);
+    const intermediate = await issue(dir, signByRoot, root, {
       label: 'intermediate',
       subject: 'sbc-ami Test Intermediate CA',
       keyType: 'rsa',
@@ -76,12 +79,17 @@ export async function createPki(): Promise<TestPki> {
         'authorityKeyIdentifier = keyid',
       ],
     });
-    await prepareIssuer(dir, 'intermediate');
+    const signByIntermediate = await openCa(
+      join(dir, 'intermediate.db'),
+      openssl,
+    );
 
     // openssl ca keeps a database per issuer: issue one leaf at a time.
     let queue: Promise<unknown> = Promise.resolve();
     const issueLeaf = (label: string, request: LeafRequest): Promise<Leaf> => {
-      const next = queue.then(() => leaf(dir, intermediate, label, request));
+      const next = queue.then(() =>
+        leaf(dir, signByIntermediate, intermediate, label, request),
+      );
       queue = next.catch(() => undefined);
       return next;
     };
@@ -102,6 +110,7 @@ export async function createPki(): Promise<TestPki> {
 
 async function leaf(
   dir: string,
+  sign: CaSigner,
   intermediate: Authority,
   label: string,
   request: LeafRequest,
@@ -110,7 +119,7 @@ async function leaf(
     ...(request.dnsNames ?? [request.commonName]).map((name) => `DNS:${name}`),
     ...(request.ipAddresses ?? []).map((address) => `IP:${address}`),
   ];
-  const issued = await issue(dir, 'intermediate', intermediate, {
+  const issued = await issue(dir, sign, intermediate, {
     label,
     subject: request.commonName,
     keyType: request.keyType ?? 'rsa',
@@ -158,33 +167,6 @@ async function selfSignedRoot(
   return { certFile, keyFile, pem: await readFile(certFile, 'utf8') };
 }
 
-/** The folder and config `openssl ca` needs to issue as `issuer`. */
-async function prepareIssuer(dir: string, issuer: string): Promise<void> {
-  const db = join(dir, `${issuer}.db`);
-  await mkdir(db, { recursive: true });
-  await writeFile(join(db, 'index.txt'), '');
-  const serial = (await openssl(['rand', '-hex', '16'])).trim();
-  await writeFile(join(db, 'serial'), `${serial}\n`);
-  await writeFile(
-    join(db, 'ca.cnf'),
-    [
-      '[ca]',
-      'default_ca = issuer',
-      '[issuer]',
-      `database = ${join(db, 'index.txt')}`,
-      `new_certs_dir = ${db}`,
-      `serial = ${join(db, 'serial')}`,
-      'default_md = sha256',
-      'policy = any',
-      'unique_subject = no',
-      'email_in_dn = no',
-      '[any]',
-      'commonName = supplied',
-      '',
-    ].join('\n'),
-  );
-}
-
 interface IssueRequest {
   readonly label: string;
   readonly subject: string;
@@ -196,7 +178,7 @@ interface IssueRequest {
 
 async function issue(
   dir: string,
-  issuer: string,
+  sign: CaSigner,
   authority: Authority,
   request: IssueRequest,
 ): Promise<Authority> {
@@ -215,27 +197,15 @@ async function issue(
     csrFile,
   ]);
   await writeFile(extFile, `${request.extensions.join('\n')}\n`);
-  await openssl([
-    'ca',
-    '-batch',
-    '-notext',
-    '-config',
-    join(dir, `${issuer}.db`, 'ca.cnf'),
-    '-cert',
-    authority.certFile,
-    '-keyfile',
-    authority.keyFile,
-    '-in',
+  await sign({
+    caFile: authority.certFile,
+    caKeyFile: authority.keyFile,
     csrFile,
-    '-out',
-    certFile,
-    '-startdate',
-    asn1Time(request.notBefore),
-    '-enddate',
-    asn1Time(request.notAfter),
-    '-extfile',
-    extFile,
-  ]);
+    extensionsFile: extFile,
+    outFile: certFile,
+    notBefore: request.notBefore,
+    notAfter: request.notAfter,
+  });
   return { certFile, keyFile, pem: await readFile(certFile, 'utf8') };
 }
 
@@ -251,11 +221,6 @@ async function newKey(
       : ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
   await openssl(['genpkey', ...algorithm, '-out', keyFile]);
   return keyFile;
-}
-
-/** `YYYYMMDDHHMMSSZ`, the form `openssl ca -startdate` takes. */
-function asn1Time(date: Date): string {
-  return `${date.toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
 }
 
 async function openssl(args: string[]): Promise<string> {

@@ -4,10 +4,10 @@
  * run, and an RSA leaf for the profile's FQDN (Genesys accepts RSA only).
  * The validity is a parameter so that a run can be given an expired one.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { command } from './command.ts';
+import { openCa } from './openssl-ca.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -60,7 +60,7 @@ export async function issueThrowawayCertificate(
   const { notBefore, notAfter } = leafValidity(request.days, now);
   const dir = request.dir;
   const db = join(dir, 'ca.db');
-  await mkdir(db, { recursive: true, mode: 0o700 });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const openssl = (args: string[]) =>
     command('openssl', args, { signal: request.signal });
 
@@ -115,49 +115,16 @@ export async function issueThrowawayCertificate(
       '',
     ].join('\n'),
   );
-  // `openssl ca` is the one openssl command of Debian 12 that takes both
-  // dates, and the past ones an expired leaf needs.
-  await writeFile(join(db, 'index.txt'), '');
-  await writeFile(join(db, 'serial'), `${randomBytes(16).toString('hex')}\n`);
-  await writeFile(
-    join(db, 'ca.cnf'),
-    [
-      '[ca]',
-      'default_ca = local',
-      '[local]',
-      `database = ${join(db, 'index.txt')}`,
-      `new_certs_dir = ${db}`,
-      `serial = ${join(db, 'serial')}`,
-      'default_md = sha256',
-      'policy = any',
-      'unique_subject = no',
-      'copy_extensions = none',
-      '[any]',
-      'commonName = supplied',
-      '',
-    ].join('\n'),
-  );
-  await openssl([
-    'ca',
-    '-batch',
-    '-notext',
-    '-config',
-    join(db, 'ca.cnf'),
-    '-cert',
+  const sign = await openCa(db, openssl);
+  await sign({
     caFile,
-    '-keyfile',
-    caKey,
-    '-in',
-    csr,
-    '-out',
-    certificateFile,
-    '-startdate',
-    asn1Time(notBefore),
-    '-enddate',
-    asn1Time(notAfter),
-    '-extfile',
-    extensions,
-  ]);
+    caKeyFile: caKey,
+    csrFile: csr,
+    extensionsFile: extensions,
+    outFile: certificateFile,
+    notBefore,
+    notAfter,
+  });
   return { caFile, certificateFile, privateKeyFile, notBefore, notAfter };
 }
 
@@ -171,9 +138,4 @@ function rsaKey(file: string): string[] {
     '-out',
     file,
   ];
-}
-
-/** `YYYYMMDDHHMMSSZ`, the form `openssl ca -startdate` takes. */
-function asn1Time(date: Date): string {
-  return `${date.toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
 }
