@@ -15,6 +15,24 @@ export interface SystemNeeds {
   tools?: readonly SystemTool[];
 }
 
+/** What a suite does on this machine: run, skip (saying why), or fail. */
+export type SuiteVerdict =
+  | { readonly action: 'run' }
+  | { readonly action: 'skip' | 'fail'; readonly reason: string };
+
+/** The verdict for a suite's needs under an environment. */
+export function suiteVerdict(
+  needs: SystemNeeds,
+  env: NodeJS.ProcessEnv = process.env,
+): SuiteVerdict {
+  const missing = missingRequirements(needs);
+  if (missing.length === 0) {
+    return { action: 'run' };
+  }
+  const reason = `needs ${missing.join(', ')}`;
+  return { action: env[REQUIRE_SYSTEM_ENV] === '1' ? 'fail' : 'skip', reason };
+}
+
 /**
  * A `describe` for tests that need root or system packages. When something
  * is missing it says what and skips, or fails under `.ci/run`.
@@ -24,22 +42,21 @@ export function describeWithSystem(
   needs: SystemNeeds,
   body: () => void,
 ): void {
-  const missing = missingRequirements(needs);
-  if (missing.length === 0) {
+  const verdict = suiteVerdict(needs);
+  if (verdict.action === 'run') {
     describe(name, body);
     return;
   }
 
-  const reason = `needs ${missing.join(', ')}`;
-  if (process.env[REQUIRE_SYSTEM_ENV] === '1') {
+  if (verdict.action === 'fail') {
     describe(name, () => {
       it('has the system tools it needs', () => {
-        throw new Error(`${name} cannot run: ${reason}`);
+        throw new Error(`${name} cannot run: ${verdict.reason}`);
       });
     });
     return;
   }
 
-  console.warn(`skipping "${name}": ${reason}`);
-  describe.skip(`${name} (skipped: ${reason})`, body);
+  console.warn(`skipping "${name}": ${verdict.reason}`);
+  describe.skip(`${name} (skipped: ${verdict.reason})`, body);
 }
